@@ -1,0 +1,245 @@
+"""The checkpoint format: G and D weights in safetensors, with JSON metadata in its header.
+
+A checkpoint is one `.safetensors` file, or a directory that holds one: a shipped checkpoint
+folder (`model.safetensors` beside its model card) or a training run (its newest snapshot in
+`checkpoints/`). Loading never unpickles anything: safetensors holds only tensors, and everything
+needed to rebuild the networks (format version, architecture, latent prior, pixel normalisation)
+is in the metadata. Training summary facts ride along for model cards and the app.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+import inpaint
+from inpaint.errors import UserError
+from inpaint.fileio import atomic_path
+from inpaint.latent import LatentPrior
+from inpaint.models import Discriminator, Generator, ModelConfig
+
+FORMAT_NAME = "inpaint-dcgan"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+SNAPSHOT_DIR = "checkpoints"
+SNAPSHOT_PATTERN = re.compile(r"^step-(\d+)\.safetensors$")
+
+# Pixels are stored as x = (v / 255 - mean) / std, i.e. [-1, 1] for the tanh generator.
+DEFAULT_PIXELS = {"mean": 0.5, "std": 0.5}
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: ready-built networks (eval mode, on the CPU) plus their metadata."""
+
+    path: Path
+    config: ModelConfig
+    prior: LatentPrior
+    generator: Generator
+    discriminator: Discriminator | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def training(self) -> dict[str, Any]:
+        return self.metadata.get("training", {})
+
+    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """Model space → [0, 1] floats."""
+        pixels = self.metadata.get("pixels", DEFAULT_PIXELS)
+        return (x * pixels["std"] + pixels["mean"]).clamp(0, 1)
+
+    def from_pixels(self, v: torch.Tensor) -> torch.Tensor:
+        """[0, 1] floats → model space."""
+        pixels = self.metadata.get("pixels", DEFAULT_PIXELS)
+        return (v - pixels["mean"]) / pixels["std"]
+
+
+def snapshot_name(step: int) -> str:
+    return f"step-{step:09d}.safetensors"
+
+
+def list_snapshots(run_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of every weights snapshot in a training run, oldest first."""
+    folder = Path(run_dir) / SNAPSHOT_DIR
+    found = []
+    if folder.is_dir():
+        for path in folder.iterdir():
+            match = SNAPSHOT_PATTERN.match(path.name)
+            if match:
+                found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """The weights file a user-given checkpoint path stands for."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        if (path / WEIGHTS_FILE).is_file():
+            return path / WEIGHTS_FILE
+        snapshots = list_snapshots(path)
+        if snapshots:
+            return snapshots[-1][1]
+        raise UserError(
+            f"{path}: holds no checkpoint (expected {WEIGHTS_FILE} or a training run's "
+            f"{SNAPSHOT_DIR}/step-*.safetensors)"
+        )
+    raise UserError(f"{path}: no such checkpoint file or directory")
+
+
+def save_checkpoint(
+    path: str | Path,
+    generator: Generator,
+    discriminator: Discriminator | None,
+    prior: LatentPrior,
+    training: dict[str, Any] | None = None,
+    weights_dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write G (and D) with full metadata, atomically. Floating weights are stored as
+    `weights_dtype` (float32 by default) and always loaded back as float32."""
+    config = generator.config
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "inpaint_version": inpaint.__version__,
+        "model": config.to_dict(),
+        "latent_prior": prior.to_dict(),
+        "pixels": DEFAULT_PIXELS,
+        "has_discriminator": discriminator is not None,
+        "training": training or {},
+    }
+    tensors = _prefixed_state("generator.", generator, weights_dtype)
+    if discriminator is not None:
+        tensors.update(_prefixed_state("discriminator.", discriminator, weights_dtype))
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "metadata": json.dumps(metadata, sort_keys=True),
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+    return path
+
+
+def _prefixed_state(prefix: str, module: torch.nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    state = {}
+    for name, tensor in module.state_dict().items():
+        tensor = tensor.detach().to("cpu")
+        if tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        # safetensors needs a dense, standard-layout buffer (channels_last weights are not).
+        state[prefix + name] = tensor.contiguous()
+    return state
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Validate a checkpoint's header and return its metadata, without reading the weights."""
+    weights = resolve_checkpoint_path(path)
+    _refuse_pickles(weights)
+    try:
+        with safe_open(str(weights), framework="pt", device="cpu") as handle:
+            header = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise UserError(f"{weights}: not a readable checkpoint: truncated, corrupt or not safetensors ({error})") from None
+    return _check_header(weights, header)
+
+
+def load_checkpoint(
+    path: str | Path,
+    with_discriminator: bool = True,
+    device: torch.device | str = "cpu",
+) -> Checkpoint:
+    """Load a checkpoint and build its networks from the metadata alone (eval mode, frozen)."""
+    weights = resolve_checkpoint_path(path)
+    metadata = read_metadata(weights)
+    try:
+        config = ModelConfig.from_dict(metadata["model"])
+        prior = LatentPrior.from_dict(metadata.get("latent_prior", {}))
+    except (UserError, KeyError, TypeError, ValueError) as error:
+        raise UserError(f"{weights}: invalid model metadata ({error})") from None
+    try:
+        with safe_open(str(weights), framework="pt", device="cpu") as handle:
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise UserError(f"{weights}: weights are unreadable (truncated or corrupt: {error})") from None
+    generator = _build(weights, Generator(config), tensors, "generator.")
+    discriminator = None
+    if with_discriminator and metadata.get("has_discriminator", True):
+        discriminator = _build(weights, Discriminator(config), tensors, "discriminator.")
+    return Checkpoint(
+        path=weights,
+        config=config,
+        prior=prior,
+        generator=generator.to(device),
+        discriminator=discriminator.to(device) if discriminator is not None else None,
+        metadata=metadata,
+    )
+
+
+def _build(weights: Path, module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str):
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    expected = module.state_dict()
+    state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise UserError(
+            f"{weights}: {prefix.rstrip('.')} weights do not match the architecture in its metadata ({first_line})"
+        ) from None
+    module.eval()
+    module.requires_grad_(False)
+    return module
+
+
+def _refuse_pickles(path: Path) -> None:
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head[:1] == b"\x80" or head == b"PK\x03\x04":
+        raise UserError(
+            f"{path}: is a pickled PyTorch file; inpaint loads only safetensors checkpoints, "
+            "which cannot run code"
+        )
+
+
+def _check_header(path: Path, header: dict[str, str]) -> dict[str, Any]:
+    if header.get("format") != FORMAT_NAME:
+        raise UserError(f"{path}: is a safetensors file but not an inpaint checkpoint (no '{FORMAT_NAME}' format marker)")
+    try:
+        version = int(header.get("format_version", ""))
+        metadata = json.loads(header["metadata"])
+    except (KeyError, ValueError):
+        raise UserError(f"{path}: inpaint checkpoint with a damaged header") from None
+    if version > FORMAT_VERSION:
+        raise UserError(
+            f"{path}: written in checkpoint format version {version}; this inpaint "
+            f"{inpaint.__version__} reads up to version {FORMAT_VERSION}; upgrade inpaint"
+        )
+    if version < 1:
+        raise UserError(f"{path}: unknown checkpoint format version {version}")
+    return metadata
+
+
+# The shipped default face checkpoint, used whenever no --checkpoint is given.
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "celeba64"
+
+
+def checkpoint_or_default(path: str | Path | None) -> Path:
+    """The user's checkpoint path, or the shipped default when none was given."""
+    if path is not None:
+        return Path(path)
+    if not (DEFAULT_CHECKPOINT / WEIGHTS_FILE).is_file():
+        raise UserError(
+            f"no --checkpoint given and the default checkpoint {DEFAULT_CHECKPOINT} is not present; "
+            "train one with `inpaint train` and pass its run folder"
+        )
+    return DEFAULT_CHECKPOINT

@@ -1,0 +1,83 @@
+"""Reading images from disk into well-defined 8-bit RGB or grayscale, whatever the file holds.
+
+Handles EXIF orientation, palette and transparency, RGBA/LA (composited over white), 16-bit and
+float images (rescaled, not clipped), CMYK. Every failure is a `UserError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from inpaint.errors import UserError
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pbm"}
+)
+
+# Huge images are legitimate input (photos); only refuse decompression bombs well beyond that.
+Image.MAX_IMAGE_PIXELS = 400_000_000
+
+
+def is_image_path(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def find_images(root: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
+    """All files under `root` (recursive, sorted): (image-named files, other files)."""
+    root = Path(root)
+    images, others = [], []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            (images if is_image_path(path) else others).append(path)
+    return images, others
+
+
+def load_image(path: str | os.PathLike[str], channels: int = 3, draft_size: int | None = None) -> Image.Image:
+    """Open an image as 8-bit RGB (channels=3) or L (channels=1), upright per its EXIF tag.
+
+    `draft_size` lets JPEG decoding skip detail finer than needed for that short side.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            if draft_size and image.format == "JPEG":
+                image.draft("RGB", (draft_size, draft_size))
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return _to_8bit(image, channels)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except UnidentifiedImageError:
+        raise UserError(f"{path}: not an image file Pillow can read") from None
+    except Image.DecompressionBombError:
+        raise UserError(f"{path}: image too large ({Image.MAX_IMAGE_PIXELS:,} pixels at most)") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise UserError(f"{path}: corrupt or truncated image ({error})") from None
+
+
+def _to_8bit(image: Image.Image, channels: int) -> Image.Image:
+    mode = image.mode
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 1.0 if mode == "F" and array.max(initial=0) <= 1.0 else (255.0 if array.max(initial=0) <= 255 else 65535.0)
+        image = Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        mode = "L"
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+        image = image.convert("RGB")
+    elif mode == "PA":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB" if channels == 3 else "L")

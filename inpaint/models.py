@@ -1,0 +1,120 @@
+"""The DCGAN generator and discriminator (Radford et al., 2016) and their configuration.
+
+One definition serves training, inpainting, editing and the app; a checkpoint's metadata holds a
+`ModelConfig`, from which `build_generator` / `build_discriminator` rebuild the exact networks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from inpaint.errors import UserError
+
+SUPPORTED_IMAGE_SIZES = (32, 64, 128)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a DCGAN pair. Widths are the channel counts of the full-resolution layer."""
+
+    image_size: int = 64
+    channels: int = 3
+    latent_dim: int = 100
+    g_width: int = 64
+    d_width: int = 64
+
+    def __post_init__(self) -> None:
+        if self.image_size not in SUPPORTED_IMAGE_SIZES:
+            raise UserError(
+                f"image size {self.image_size} is not supported; choose one of "
+                f"{', '.join(map(str, SUPPORTED_IMAGE_SIZES))}"
+            )
+        if self.channels not in (1, 3):
+            raise UserError(f"channels must be 1 (grayscale) or 3 (RGB), not {self.channels}")
+        for name in ("latent_dim", "g_width", "d_width"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be positive, not {getattr(self, name)}")
+
+    @property
+    def num_upsamplings(self) -> int:
+        """Stride-2 layers between the 4×4 base and the full image (4 for 64×64)."""
+        return self.image_size.bit_length() - 1 - 2
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise UserError(f"unknown model settings {sorted(unknown)}")
+        return cls(**{k: int(v) for k, v in data.items()})
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: conv weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02), bias 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class Generator(nn.Module):
+    """z (N, latent_dim) → image (N, C, S, S) in [-1, 1]: transposed convs, BatchNorm, ReLU, tanh."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        width = config.g_width * 2 ** (config.num_upsamplings - 1)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(config.latent_dim, width, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+        ]
+        for _ in range(config.num_upsamplings - 1):
+            layers += [
+                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width // 2),
+                nn.ReLU(True),
+            ]
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, config.channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        self.apply(init_dcgan_weights)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z.reshape(z.shape[0], -1, 1, 1))
+
+
+class Discriminator(nn.Module):
+    """Image (N, C, S, S) → realness logits (N,): strided convs, BatchNorm, LeakyReLU 0.2."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        width = config.d_width
+        # No BatchNorm on the input layer (Radford et al.).
+        layers: list[nn.Module] = [
+            nn.Conv2d(config.channels, width, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        for _ in range(config.num_upsamplings - 1):
+            layers += [
+                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            width *= 2
+        layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=False))
+        self.main = nn.Sequential(*layers)
+        self.apply(init_dcgan_weights)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.main(image).reshape(-1)
+

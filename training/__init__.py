@@ -1,0 +1,1 @@
+"""The DCGAN trainer behind `inpaint train`: data preparation, the training loop, run directories."""

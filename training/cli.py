@@ -1,0 +1,99 @@
+"""`inpaint train`: argument parsing for the trainer (the loop itself is in training.loop)."""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import os
+import tempfile
+from dataclasses import fields
+from pathlib import Path
+
+from inpaint.device import PRECISIONS
+from inpaint.latent import PRIOR_KINDS
+from inpaint.models import SUPPORTED_IMAGE_SIZES
+from training.options import DEFAULT_EPOCHS, TrainOptions
+
+_DEFAULTS = TrainOptions()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_argument_group("data and output")
+    where.add_argument("--data", help="folder of training images (searched recursively)")
+    where.add_argument("--out", help="run folder to create (options, stats, samples, checkpoints)")
+    where.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or finished run")
+    where.add_argument("--dry-run", action="store_true", help="smoke test: a few steps on generated images, no data needed")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--image-size", type=int, choices=SUPPORTED_IMAGE_SIZES, help=f"default {_DEFAULTS.image_size}")
+    model.add_argument("--channels", type=int, choices=(1, 3), help="1 = grayscale, 3 = RGB (default)")
+    model.add_argument("--latent-dim", type=int, help=f"size of z (default {_DEFAULTS.latent_dim})")
+    model.add_argument("--g-width", type=int, help=f"generator width (default {_DEFAULTS.g_width})")
+    model.add_argument("--d-width", type=int, help=f"discriminator width (default {_DEFAULTS.d_width})")
+    model.add_argument("--prior", choices=PRIOR_KINDS, help="latent prior (default uniform on [-1, 1])")
+
+    optim = parser.add_argument_group("optimisation and stopping")
+    optim.add_argument("--batch-size", type=int, help=f"images per step per process (default {_DEFAULTS.batch_size})")
+    optim.add_argument("--lr", type=float, help=f"Adam learning rate for G and D (default {_DEFAULTS.lr})")
+    optim.add_argument("--beta1", type=float, help=f"Adam β1 (default {_DEFAULTS.beta1})")
+    optim.add_argument("--epochs", type=float, help=f"stop after this many epochs (default {DEFAULT_EPOCHS} if no limit is given)")
+    optim.add_argument("--steps", type=int, help="stop after this many steps (total, counting resumed ones)")
+    optim.add_argument("--minutes", type=float, help="stop after this many minutes of this session")
+    optim.add_argument("--seed", type=int, help="seed for initialisation, data order and noise (default 0)")
+
+    speed = parser.add_argument_group("hardware")
+    speed.add_argument("--device", help="auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    speed.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), bf16, fp16 (GPU only)")
+    speed.add_argument("--channels-last", action="store_true", default=None, help="channels_last memory format (faster with bf16)")
+    speed.add_argument("--workers", type=int, help="processes decoding images at start (default: up to 4)")
+
+    output = parser.add_argument_group("logging")
+    output.add_argument("--log-every", type=int, help=f"steps between stats lines (default {_DEFAULTS.log_every})")
+    output.add_argument("--sample-every", type=int, help=f"steps between sample grids (default {_DEFAULTS.sample_every})")
+    output.add_argument("--checkpoint-every", type=int, help=f"steps between snapshots (default {_DEFAULTS.checkpoint_every})")
+    output.add_argument("--keep-snapshots", type=int, help=f"snapshots kept (default {_DEFAULTS.keep_snapshots})")
+
+
+def _given(args: argparse.Namespace) -> dict:
+    """The option values the user actually typed (None means not given)."""
+    names = {f.name for f in fields(TrainOptions)} - {"out"}
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def run(args: argparse.Namespace) -> int:
+    from inpaint.errors import UserError
+    from training.loop import NonFiniteLoss, resume_options, train
+
+    given = _given(args)
+    main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
+    print = builtins.print if main_process else (lambda *a, **k: None)
+    try:
+        if args.dry_run:
+            from training.dry_run import dry_run_options
+
+            with tempfile.TemporaryDirectory(prefix="inpaint-dry-run-") as tmp:
+                options = dry_run_options(Path(tmp), args.out)
+                result = train(options)
+                print(f"dry run finished: {result.step} steps, losses {result.losses}")
+            return 0
+        if args.resume:
+            if args.out and Path(args.out) != Path(args.resume):
+                raise UserError("--out and --resume name different folders; a resumed run continues in place")
+            options = resume_options(Path(args.resume), given)
+            result = train(options, resume=True)
+        else:
+            if not args.data or not args.out:
+                raise UserError("inpaint train needs --data DIR and --out RUN_DIR (or --resume RUN_DIR, or --dry-run)")
+            options = TrainOptions(**{**given, "out": args.out})
+            result = train(options)
+    except NonFiniteLoss as error:
+        print(f"error: {error}")
+        return 1
+    if result.stopped_by == "interrupt":
+        print(f"interrupted at step {result.step}; snapshot saved. Continue with: inpaint train --resume {result.run_dir}")
+        return 130
+    print(
+        f"stopped by {result.stopped_by} at step {result.step} (epoch {result.epoch:.2f}); "
+        f"checkpoint: {result.run_dir}/checkpoints, samples: {result.run_dir}/samples/latest.png"
+    )
+    return 0

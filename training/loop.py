@@ -1,0 +1,345 @@
+"""The DCGAN training loop: non-saturating GAN loss on logits, Adam, snapshots, resume, DDP.
+
+Randomness is derived from (seed, rank, step) rather than carried in generator state, so a
+resumed run draws exactly the batches, flips and noise an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+from tqdm import tqdm
+
+from inpaint.device import autocast, check_precision, select_device
+from inpaint.errors import UserError
+from inpaint.grids import save_grid
+from inpaint.latent import LatentPrior
+from inpaint.models import Discriminator, Generator
+from training import run_dir as rd
+from training.data import ImageSet, load_image_folder
+from training.distributed import World, all_gather_floats, all_reduce_, init_world, local_rank_from_env, shutdown
+from training.options import DEFAULT_EPOCHS, FIXED_ON_RESUME, TrainOptions, load_options, save_options
+
+SAMPLE_COUNT = 64
+
+
+class NonFiniteLoss(Exception):
+    """A loss became NaN or infinite; the run stops and keeps its last good snapshot."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    epoch: float
+    stopped_by: str  # "steps" | "epochs" | "minutes" | "interrupt"
+    losses: dict[str, float]
+    images_per_second: float
+    replica_checksums: list[float]
+
+
+class _StopRequest:
+    """First Ctrl-C asks the loop to stop at the next step boundary and save; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> "_StopRequest":
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread (e.g. called from an app worker)
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _step_generator(seed: int, rank: int, step: int, stream: int) -> torch.Generator:
+    generator = torch.Generator()
+    generator.manual_seed(hash((seed, rank, step, stream)) & 0x7FFF_FFFF_FFFF_FFFF)
+    return generator
+
+
+def _checksum(modules: list[torch.nn.Module]) -> float:
+    total = 0.0
+    for module in modules:
+        for i, tensor in enumerate(module.state_dict().values()):
+            if tensor.is_floating_point():
+                total += float(tensor.double().sum()) * (i + 1) + float(tensor.double().abs().sum())
+    return total
+
+
+def resume_options(run_dir: Path, overrides: dict[str, Any]) -> TrainOptions:
+    """The saved options of a run, with the given overrides (those that may change on resume)."""
+    options = load_options(run_dir)
+    for key, value in overrides.items():
+        if key in FIXED_ON_RESUME and value != getattr(options, key):
+            raise UserError(f"--{key.replace('_', '-')} cannot change when resuming (the run uses {getattr(options, key)!r})")
+        setattr(options, key, value)
+    options.out = str(run_dir)
+    return options
+
+
+def train(options: TrainOptions, resume: bool = False, log=print, show_progress: bool = True) -> TrainResult:
+    """Train (or resume) a run into `options.out`. Only rank 0 writes files or prints."""
+    options.validate()
+    run_dir = Path(options.out)
+    device = select_device(options.device, local_rank_from_env())
+    precision = check_precision(device, options.precision)
+    world = init_world(device.type)
+    say = log if world.is_main else (lambda *a, **k: None)
+    try:
+        return _train(options, run_dir, resume, device, precision, world, say, show_progress and world.is_main)
+    finally:
+        shutdown(world)
+
+
+def _train(options, run_dir, resume, device, precision, world: World, say, show_progress) -> TrainResult:
+    snapshot = rd.latest_snapshot(run_dir) if run_dir.exists() else None
+    if resume and snapshot is None:
+        raise UserError(f"{run_dir}: has no complete snapshot to resume from")
+    if not resume and snapshot is not None:
+        raise UserError(f"{run_dir}: already holds a training run; resume it with --resume {run_dir} or pick another --out")
+
+    data: ImageSet = load_image_folder(
+        options.data, options.image_size, options.channels, options.workers, show_progress, warn=say
+    )
+    if data.skipped:
+        say(f"skipped {len(data.skipped)} unreadable image file(s) of {len(data.files) + len(data.skipped)}")
+    if data.ignored:
+        say(f"ignored {len(data.ignored)} file(s) that are not images, e.g. {data.ignored[0].name}")
+    steps_per_epoch = len(data) // (options.batch_size * world.size)
+    if steps_per_epoch == 0:
+        raise UserError(
+            f"{options.data}: {len(data)} usable images are fewer than one batch "
+            f"({options.batch_size} × {world.size} process(es)); lower --batch-size"
+        )
+    if not options.stop_limits_given():
+        options.epochs = DEFAULT_EPOCHS
+    limits = [math.ceil(options.epochs * steps_per_epoch)] if options.epochs else []
+    limits += [options.steps] if options.steps else []
+    total_steps = min(limits) if limits else None
+
+    config = options.model_config()
+    prior = LatentPrior(options.prior)
+    memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+    generator = Generator(config).to(device, memory_format=memory_format)
+    discriminator = Discriminator(config).to(device, memory_format=memory_format)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=options.lr, betas=(options.beta1, options.beta2))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=options.lr, betas=(options.beta1, options.beta2))
+    fixed_z = prior.sample(SAMPLE_COUNT, config.latent_dim, torch.Generator().manual_seed(options.seed))
+    step, elapsed_before = 0, 0.0
+    if snapshot is not None:
+        step, weights_path, state_file = snapshot
+        from inpaint.checkpoint import load_checkpoint
+
+        loaded = load_checkpoint(weights_path)
+        generator.load_state_dict(loaded.generator.state_dict())
+        discriminator.load_state_dict(loaded.discriminator.state_dict())
+        state = rd.load_state(state_file)
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        fixed_z = state["fixed_z"]
+        elapsed_before = float(state["elapsed_seconds"])
+        say(f"resuming {run_dir} from step {step}")
+    generator.train().requires_grad_(True)
+    discriminator.train().requires_grad_(True)
+
+    resolved = {
+        "device": str(device),
+        "precision": precision,
+        "world_size": world.size,
+        "images": len(data),
+        "skipped_files": [str(p) for p, _ in data.skipped],
+        "steps_per_epoch": steps_per_epoch,
+        "total_steps": total_steps,
+        "host": socket.gethostname(),
+    }
+    stats = rd.StatsLog(run_dir)
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_options(run_dir, options, resolved)
+        stats.truncate_after(step)
+
+    g_ddp = DistributedDataParallel(generator) if world.distributed else generator
+    d_ddp = DistributedDataParallel(discriminator) if world.distributed else discriminator
+    images = data.images.to(device)
+    sampler = DistributedSampler(range(len(data)), num_replicas=world.size, rank=world.rank, shuffle=True, seed=options.seed, drop_last=True)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    batch = options.batch_size
+
+    def summary(current_step: int, seconds: float, losses: dict[str, float]) -> dict[str, Any]:
+        return {
+            "data": str(Path(options.data).resolve()),
+            "data_name": Path(options.data).resolve().name,
+            "images": len(data),
+            "steps": current_step,
+            "epochs": round(current_step / steps_per_epoch, 3),
+            "batch_size": batch * world.size,
+            "wall_seconds": round(seconds, 1),
+            "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+            "world_size": world.size,
+            "precision": precision,
+            "seed": options.seed,
+            "losses": losses,
+        }
+
+    def write_samples(current_step: int) -> None:
+        generator.eval()
+        with torch.no_grad(), autocast(device, precision):
+            pictures = (generator(fixed_z.to(device)).float() * 0.5 + 0.5).clamp(0, 1)
+        generator.train()
+        save_grid(pictures, run_dir / rd.SAMPLES_DIR / f"step-{current_step:09d}.png", columns=8)
+        save_grid(pictures, run_dir / rd.SAMPLES_DIR / "latest.png", columns=8)
+
+    def write_snapshot(current_step: int, seconds: float, losses: dict[str, float]) -> None:
+        state = {
+            "step": current_step,
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict(),
+            "fixed_z": fixed_z,
+            "elapsed_seconds": seconds,
+            "seed": options.seed,
+            "world_size": world.size,
+        }
+        rd.save_snapshot(run_dir, current_step, generator, discriminator, prior, summary(current_step, seconds, losses), state, options.keep_snapshots)
+
+    # Running sums on the device, read back only at logging points (no per-step GPU sync).
+    sums = torch.zeros(5, device=device, dtype=torch.float64)  # loss_d, loss_g, D(x), D(G(z)), non-finite
+    last_losses: dict[str, float] = {}
+    started = time.perf_counter()
+    interval_start, interval_steps = started, 0
+    images_per_second = 0.0
+    stopped_by = "steps" if options.steps and total_steps == options.steps else "epochs"
+    progress = tqdm(total=total_steps, initial=step, unit="step", disable=not show_progress, dynamic_ncols=True)
+    last_saved = last_sampled = step
+    order_epoch, order = -1, torch.empty(0, dtype=torch.long)
+    sync_every = 1 if not world.distributed else options.log_every
+
+    with _StopRequest() as stop:
+        while total_steps is None or step < total_steps:
+            epoch, position = divmod(step, steps_per_epoch)
+            if epoch != order_epoch:
+                sampler.set_epoch(epoch)
+                order, order_epoch = torch.tensor(list(sampler), dtype=torch.long), epoch
+            index = order[position * batch:(position + 1) * batch].to(device)
+            real = images[index]
+            flips = torch.rand(batch, generator=_step_generator(options.seed, world.rank, step, 0)) < 0.5
+            real = torch.where(flips.to(device)[:, None, None, None], real.flip(3), real)
+            real = (real.float() / 127.5 - 1.0).contiguous(memory_format=memory_format)
+            z = prior.sample(batch, config.latent_dim, _step_generator(options.seed, world.rank, step, 1), device)
+
+            # Discriminator: real → 1, fake → 0 (softplus form of the logistic loss).
+            with autocast(device, precision):
+                fake = g_ddp(z)
+                d_real = d_ddp(real).float()
+                d_fake = d_ddp(fake.detach()).float()
+                loss_d = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+            opt_d.zero_grad(set_to_none=True)
+            scaler.scale(loss_d).backward()
+            scaler.step(opt_d)
+
+            # Generator: non-saturating loss, D frozen (bypassing its DDP wrapper: no D gradients).
+            discriminator.requires_grad_(False)
+            with autocast(device, precision):
+                loss_g = F.softplus(-discriminator(fake).float()).mean()
+            opt_g.zero_grad(set_to_none=True)
+            scaler.scale(loss_g).backward()
+            scaler.step(opt_g)
+            scaler.update()
+            discriminator.requires_grad_(True)
+
+            with torch.no_grad():
+                sums += torch.stack([
+                    loss_d.double(), loss_g.double(),
+                    torch.sigmoid(d_real).mean().double(), torch.sigmoid(d_fake).mean().double(),
+                    (~(torch.isfinite(loss_d) & torch.isfinite(loss_g))).double(),
+                ])
+            step += 1
+            interval_steps += 1
+            progress.update(1)
+
+            at_log = step % options.log_every == 0 or step == total_steps
+            if at_log or step % sync_every == 0:
+                now = time.perf_counter()
+                flags = torch.tensor([
+                    float(stop.requested),
+                    float(options.minutes is not None and (now - started) / 60 >= options.minutes),
+                ], device=device)
+                all_reduce_(flags, world, "max")
+                if at_log or flags.any():
+                    totals = all_reduce_(sums.clone(), world) / world.size
+                    if totals[4] > 0:
+                        raise NonFiniteLoss(
+                            f"loss became NaN or infinite by step {step}; stopped. The last good snapshot "
+                            f"(step {last_saved}) is kept in {run_dir}/checkpoints; try a lower --lr or --precision fp32"
+                        )
+                    n = max(interval_steps, 1)
+                    images_per_second = n * batch * world.size / max(now - interval_start, 1e-9)
+                    last_losses = {
+                        "loss_d": round(float(totals[0]) / n, 5),
+                        "loss_g": round(float(totals[1]) / n, 5),
+                        "d_real": round(float(totals[2]) / n, 4),
+                        "d_fake": round(float(totals[3]) / n, 4),
+                    }
+                    record = {
+                        "step": step,
+                        "epoch": round(step / steps_per_epoch, 4),
+                        **last_losses,
+                        "images_per_second": round(images_per_second, 1),
+                        "seconds": round(elapsed_before + now - started, 2),
+                    }
+                    if world.is_main:
+                        stats.append(record)
+                    progress.set_postfix(
+                        epoch=f"{step / steps_per_epoch:.2f}", D=f"{last_losses['loss_d']:.3f}",
+                        G=f"{last_losses['loss_g']:.3f}", img_s=f"{images_per_second:.0f}",
+                    )
+                    sums.zero_()
+                    interval_start, interval_steps = now, 0
+                if flags[0] > 0:
+                    stopped_by = "interrupt"
+                    break
+                if flags[1] > 0:
+                    stopped_by = "minutes"
+                    break
+            if world.is_main and step % options.sample_every == 0:
+                write_samples(step)
+                last_sampled = step
+            if world.is_main and step % options.checkpoint_every == 0:
+                write_snapshot(step, elapsed_before + time.perf_counter() - started, last_losses)
+                last_saved = step
+    progress.close()
+
+    seconds = elapsed_before + time.perf_counter() - started
+    if world.is_main:
+        if step != last_saved:
+            write_snapshot(step, seconds, last_losses)
+        if step != last_sampled:
+            write_samples(step)
+    checksums = [row[0] for row in all_gather_floats([_checksum([generator, discriminator])], world, device)]
+    if len(set(checksums)) > 1:
+        raise RuntimeError(f"replicas diverged: weight checksums per rank {checksums}")
+    if world.is_main:
+        summary_record = {"event": "end", "step": step, "stopped_by": stopped_by, "replica_checksums": checksums,
+                          "seconds": round(seconds, 2), "world_size": world.size}
+        stats.append(summary_record)
+    return TrainResult(run_dir, step, step / steps_per_epoch, stopped_by, last_losses, images_per_second, checksums)

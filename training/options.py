@@ -1,0 +1,92 @@
+"""Every knob of a training run, resolved and saved as `training_options.json` in its run folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from inpaint.errors import UserError
+from inpaint.fileio import write_text_atomic
+from inpaint.latent import LatentPrior
+from inpaint.models import ModelConfig
+
+OPTIONS_FILE = "training_options.json"
+DEFAULT_EPOCHS = 25
+
+# Options that fix what the networks and the data stream are: a resumed run must keep them.
+FIXED_ON_RESUME = ("data", "image_size", "channels", "latent_dim", "g_width", "d_width", "prior", "batch_size", "seed")
+
+
+@dataclass
+class TrainOptions:
+    data: str = ""
+    out: str = ""
+    image_size: int = 64
+    channels: int = 3
+    latent_dim: int = 100
+    g_width: int = 64
+    d_width: int = 64
+    prior: str = "uniform"
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    epochs: float | None = None
+    steps: int | None = None
+    minutes: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    channels_last: bool = False
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    keep_snapshots: int = 2
+    workers: int | None = None
+
+    def validate(self) -> "TrainOptions":
+        self.model_config()
+        LatentPrior(self.prior)
+        for name in ("batch_size", "log_every", "sample_every", "checkpoint_every", "keep_snapshots"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        for name in ("epochs", "steps", "minutes"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise UserError(f"--{name} must be positive")
+        if self.lr <= 0:
+            raise UserError("--lr must be positive")
+        return self
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(self.image_size, self.channels, self.latent_dim, self.g_width, self.d_width)
+
+    def stop_limits_given(self) -> bool:
+        return any(v is not None for v in (self.epochs, self.steps, self.minutes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainOptions":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def save_options(run_dir: Path, options: TrainOptions, resolved: dict[str, Any]) -> None:
+    """Write the options plus facts resolved at start (device, image count, world size…)."""
+    payload = {**options.to_dict(), "resolved": resolved}
+    write_text_atomic(Path(run_dir) / OPTIONS_FILE, json.dumps(payload, indent=2) + "\n")
+
+
+def load_options(run_dir: Path) -> TrainOptions:
+    path = Path(run_dir) / OPTIONS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{run_dir}: not a training run (no {OPTIONS_FILE})") from None
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: unreadable ({error})") from None
+    return TrainOptions.from_dict(data)

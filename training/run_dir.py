@@ -1,0 +1,102 @@
+"""What a training run folder holds, and how it is written and read back.
+
+RUN_DIR/
+  training_options.json          resolved options (see training.options)
+  stats.jsonl                    one JSON object per logging interval
+  samples/step-XXXXXXXXX.png     grids from the run's fixed latents; samples/latest.png
+  checkpoints/step-XXXXXXXXX.safetensors   weights + metadata (the project's checkpoint format)
+  checkpoints/state-XXXXXXXXX.pt           optimiser state, counters, fixed latents (tensors only)
+
+A snapshot is complete when both files of a step exist; the state file is written first, so the
+weights file marks completion. Both writes are atomic, so a crash leaves the previous snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from inpaint.checkpoint import SNAPSHOT_DIR, list_snapshots, save_checkpoint, snapshot_name
+from inpaint.errors import UserError
+from inpaint.fileio import atomic_path
+from inpaint.latent import LatentPrior
+from inpaint.models import Discriminator, Generator
+
+STATS_FILE = "stats.jsonl"
+SAMPLES_DIR = "samples"
+
+
+def state_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / SNAPSHOT_DIR / f"state-{step:09d}.pt"
+
+
+def save_snapshot(
+    run_dir: Path,
+    step: int,
+    generator: Generator,
+    discriminator: Discriminator,
+    prior: LatentPrior,
+    summary: dict[str, Any],
+    state: dict[str, Any],
+    keep: int,
+) -> Path:
+    """Write the training state, then the weights, then drop snapshots beyond the newest `keep`."""
+    with atomic_path(state_path(run_dir, step)) as tmp:
+        torch.save(state, tmp)
+    weights = save_checkpoint(
+        Path(run_dir) / SNAPSHOT_DIR / snapshot_name(step), generator, discriminator, prior, summary
+    )
+    for old_step, old_weights in list_snapshots(run_dir)[:-keep]:
+        old_weights.unlink(missing_ok=True)
+        state_path(run_dir, old_step).unlink(missing_ok=True)
+    return weights
+
+
+def latest_snapshot(run_dir: Path) -> tuple[int, Path, Path] | None:
+    """(step, weights, state) of the newest complete snapshot, or None."""
+    for step, weights in reversed(list_snapshots(run_dir)):
+        state = state_path(run_dir, step)
+        if state.is_file():
+            return step, weights, state
+    return None
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """Read a training-state file without unpickling code (weights_only)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for corrupt or unsafe files
+        raise UserError(f"{path}: unreadable training state ({type(error).__name__}: {error})") from None
+
+
+class StatsLog:
+    """Append-only JSON lines; a resumed run first drops lines written after its snapshot."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / STATS_FILE
+
+    def truncate_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text(encoding="utf-8").splitlines() if _step_of(line) <= step]
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+    def append(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return 0
