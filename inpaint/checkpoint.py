@@ -144,11 +144,11 @@ def _prefixed_state(prefix: str, module: torch.nn.Module, dtype: torch.dtype) ->
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """Validate a checkpoint's header and return its metadata, without reading the weights."""
     weights = resolve_checkpoint_path(path)
-    _refuse_pickles(weights)
     try:
         with safe_open(str(weights), framework="pt", device="cpu") as handle:
             header = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as error:
+        _refuse_pickles(weights)
         raise UserError(f"{weights}: not a readable checkpoint: truncated, corrupt or not safetensors ({error})") from None
     return _check_header(weights, header)
 
@@ -202,9 +202,10 @@ def _build(weights: Path, module: torch.nn.Module, tensors: dict[str, torch.Tens
 
 
 def _refuse_pickles(path: Path) -> None:
+    """Name the likely cause when a file that failed to parse as safetensors is a torch pickle."""
     with open(path, "rb") as handle:
         head = handle.read(4)
-    if head[:1] == b"\x80" or head == b"PK\x03\x04":
+    if (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")) or head == b"PK\x03\x04":
         raise UserError(
             f"{path}: is a pickled PyTorch file; inpaint loads only safetensors checkpoints, "
             "which cannot run code"

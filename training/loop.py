@@ -78,12 +78,16 @@ def _step_generator(seed: int, rank: int, step: int, stream: int) -> torch.Gener
     return generator
 
 
-def _checksum(modules: list[torch.nn.Module]) -> float:
+def _parameter_checksum(modules: list[torch.nn.Module]) -> float:
+    """A position-weighted sum of all parameters: equal on every rank iff DDP kept them in sync.
+
+    BatchNorm running statistics are left out: each rank updates them from its own batches and
+    DDP re-broadcasts rank 0's at every forward; rank 0's are the ones saved."""
     total = 0.0
     for module in modules:
-        for i, tensor in enumerate(module.state_dict().values()):
-            if tensor.is_floating_point():
-                total += float(tensor.double().sum()) * (i + 1) + float(tensor.double().abs().sum())
+        for i, tensor in enumerate(module.parameters()):
+            values = tensor.detach().double()
+            total += float(values.sum()) * (i + 1) + float(values.abs().sum())
     return total
 
 
@@ -141,6 +145,7 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
     config = options.model_config()
     prior = LatentPrior(options.prior)
     memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+    torch.manual_seed(options.seed)  # the initial weights; later randomness comes from _step_generator
     generator = Generator(config).to(device, memory_format=memory_format)
     discriminator = Discriminator(config).to(device, memory_format=memory_format)
     opt_g = torch.optim.Adam(generator.parameters(), lr=options.lr, betas=(options.beta1, options.beta2))
@@ -335,7 +340,7 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
             write_snapshot(step, seconds, last_losses)
         if step != last_sampled:
             write_samples(step)
-    checksums = [row[0] for row in all_gather_floats([_checksum([generator, discriminator])], world, device)]
+    checksums = [row[0] for row in all_gather_floats([_parameter_checksum([generator, discriminator])], world, device)]
     if len(set(checksums)) > 1:
         raise RuntimeError(f"replicas diverged: weight checksums per rank {checksums}")
     if world.is_main:

@@ -1,0 +1,193 @@
+"""The trainer end to end: mixed-format data, outputs, resume, sampling, failures, torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from inpaint.checkpoint import list_snapshots, load_checkpoint
+from inpaint.cli import main
+from inpaint.errors import UserError
+from training.dry_run import write_synthetic_images
+from training.loop import NonFiniteLoss, train
+from training.options import TrainOptions
+
+TINY = ["--image-size", "32", "--g-width", "8", "--d-width", "8", "--batch-size", "4", "--log-every", "1"]
+
+
+def tiny_options(data: Path, out: Path, **overrides) -> TrainOptions:
+    values = dict(data=str(data), out=str(out), image_size=32, g_width=8, d_width=8, batch_size=4, log_every=1)
+    values.update(overrides)
+    return TrainOptions(**values)
+
+
+@pytest.fixture(scope="module")
+def synthetic_folder(tmp_path_factory) -> Path:
+    return write_synthetic_images(tmp_path_factory.mktemp("synthetic"), count=32, size=40)
+
+
+def all_weights(path: Path) -> list[torch.Tensor]:
+    checkpoint = load_checkpoint(path)
+    return list(checkpoint.generator.state_dict().values()) + list(checkpoint.discriminator.state_dict().values())
+
+
+def test_train_on_mixed_folder_writes_a_complete_run(mixed_image_folder, tmp_path, capsys):
+    folder, good_count, bad_names = mixed_image_folder
+    run_dir = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--out", str(run_dir), "--steps", "3", "--sample-every", "2", *TINY]) == 0
+    output = capsys.readouterr()
+    text = output.out + output.err
+    for name in bad_names:
+        assert name in text, f"no warning names {name}"
+    assert f"skipped {len(bad_names)} unreadable" in text
+
+    options = json.loads((run_dir / "training_options.json").read_text())
+    assert options["resolved"]["images"] == good_count
+    assert options["steps"] == 3 and options["image_size"] == 32
+    stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in stats if "loss_d" in r] == [1, 2, 3]
+    assert all(r["loss_d"] > 0 and r["images_per_second"] > 0 for r in stats if "loss_d" in r)
+    assert (run_dir / "samples" / "step-000000002.png").is_file()
+    assert (run_dir / "samples" / "latest.png").is_file()
+    [(step, weights)] = list_snapshots(run_dir)
+    assert step == 3
+    checkpoint = load_checkpoint(run_dir)
+    assert checkpoint.training["steps"] == 3 and checkpoint.training["images"] == good_count
+    assert checkpoint.config.image_size == 32
+
+
+def test_resume_continues_exactly_where_it_stopped(synthetic_folder, tmp_path):
+    whole = train(tiny_options(synthetic_folder, tmp_path / "whole", steps=10), show_progress=False, log=lambda *a: None)
+    first = train(tiny_options(synthetic_folder, tmp_path / "split", steps=4), show_progress=False, log=lambda *a: None)
+    assert (whole.step, first.step) == (10, 4)
+    assert main(["train", "--resume", str(tmp_path / "split"), "--steps", "10"]) == 0
+    assert load_checkpoint(tmp_path / "split").training["steps"] == 10
+    # Same data order, noise, optimiser state and BatchNorm statistics: bit-identical weights.
+    for a, b in zip(all_weights(tmp_path / "whole"), all_weights(tmp_path / "split")):
+        assert torch.equal(a, b)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "stats.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps.count(4) == 2  # the end line of the first part, then the log line
+
+
+def test_resume_refuses_to_change_the_architecture(synthetic_folder, tmp_path, capsys):
+    train(tiny_options(synthetic_folder, tmp_path / "run", steps=1), show_progress=False, log=lambda *a: None)
+    assert main(["train", "--resume", str(tmp_path / "run"), "--image-size", "64"]) == 2
+    assert "cannot change when resuming" in capsys.readouterr().err
+
+
+def test_existing_run_is_not_overwritten(synthetic_folder, tmp_path):
+    train(tiny_options(synthetic_folder, tmp_path / "run", steps=1), show_progress=False, log=lambda *a: None)
+    before = (tmp_path / "run" / "checkpoints" / "step-000000001.safetensors").read_bytes()
+    with pytest.raises(UserError, match="already holds a training run"):
+        train(tiny_options(synthetic_folder, tmp_path / "run", steps=2), show_progress=False, log=lambda *a: None)
+    assert (tmp_path / "run" / "checkpoints" / "step-000000001.safetensors").read_bytes() == before
+
+
+def test_sample_command_from_a_run(synthetic_folder, tmp_path):
+    train(tiny_options(synthetic_folder, tmp_path / "run", steps=2), show_progress=False, log=lambda *a: None)
+    grid, singles = tmp_path / "grid.png", tmp_path / "singles"
+    assert main(["sample", "--checkpoint", str(tmp_path / "run"), "--n", "6", "--seed", "3", "--out", str(grid), "--out-dir", str(singles)]) == 0
+    from PIL import Image
+
+    assert Image.open(grid).size == (3 * 34 + 2, 2 * 34 + 2)  # 3 columns × 2 rows of 32 px with 2 px padding
+    files = sorted(singles.glob("*.png"))
+    assert len(files) == 6 and Image.open(files[0]).size == (32, 32)
+    again = tmp_path / "again.png"
+    main(["sample", "--checkpoint", str(tmp_path / "run"), "--n", "6", "--seed", "3", "--out", str(again)])
+    assert again.read_bytes() == grid.read_bytes()
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_snapshot(synthetic_folder, tmp_path, monkeypatch):
+    from inpaint.models import Discriminator
+
+    calls = {"n": 0}
+    original = Discriminator.forward
+
+    def poisoned(self, image):
+        calls["n"] += 1
+        out = original(self, image)
+        return out * float("nan") if calls["n"] > 3 * 4 else out  # 3 D calls per step: NaN from step 5
+
+    monkeypatch.setattr(Discriminator, "forward", poisoned)
+    with pytest.raises(NonFiniteLoss, match="NaN or infinite by step 5"):
+        train(tiny_options(synthetic_folder, tmp_path / "run", steps=20, checkpoint_every=2), show_progress=False, log=lambda *a: None)
+    assert [step for step, _ in list_snapshots(tmp_path / "run")] == [2, 4]
+    assert all(torch.isfinite(t.float()).all() for t in all_weights(tmp_path / "run"))
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda tmp: tmp / "missing", "does not exist"),
+        (lambda tmp: (tmp / "empty").mkdir() or tmp / "empty", "contains no image files"),
+    ],
+)
+def test_bad_data_folder_is_a_one_line_error(tmp_path, capsys, make, message):
+    folder = make(tmp_path)
+    assert main(["train", "--data", str(folder), "--out", str(tmp_path / "run"), "--steps", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and str(folder) in err and "\n" not in err
+
+
+def test_dry_run_needs_no_data(capsys):
+    assert main(["train", "--dry-run"]) == 0
+    assert "dry run finished: 3 steps" in capsys.readouterr().out
+
+
+def _inpaint_command() -> list[str]:
+    return [sys.executable, "-m", "inpaint"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_snapshot_that_resumes(synthetic_folder, tmp_path):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [*_inpaint_command(), "train", "--data", str(synthetic_folder), "--out", str(run_dir), "--steps", "100000", "--checkpoint-every", "100000", *TINY],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    stats = run_dir / "stats.jsonl"
+    deadline = time.time() + 120
+    while not (stats.exists() and stats.read_text().count("\n") >= 3):
+        assert process.poll() is None and time.time() < deadline, process.communicate()[0]
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output
+    assert "Traceback" not in output and "--resume" in output
+    [(step, _)] = list_snapshots(run_dir)
+    assert step >= 3
+    resumed = train(tiny_options(synthetic_folder, run_dir, steps=step + 2), resume=True, show_progress=False, log=lambda *a: None)
+    assert resumed.step == step + 2
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_the_same_weights(synthetic_folder, tmp_path):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "inpaint", "train", "--data", str(synthetic_folder), "--out", str(run_dir), "--steps", "4", "--sample-every", "2", *TINY],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+    end = records[-1]
+    assert end["world_size"] == 2 and len(end["replica_checksums"]) == 2
+    assert end["replica_checksums"][0] == end["replica_checksums"][1]
+    # Only rank 0 wrote: one stats line per step, one set of files, one final message.
+    assert [r["step"] for r in records[:-1]] == [1, 2, 3, 4]
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["latest.png", "step-000000002.png", "step-000000004.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert (result.stdout + result.stderr).count("stopped by steps") == 1
+    options = json.loads((run_dir / "training_options.json").read_text())
+    assert options["resolved"]["world_size"] == 2
+    # 32 images, 2 ranks × batch 4: 4 steps per epoch, so 4 steps are exactly one epoch.
+    assert load_checkpoint(run_dir).training["epochs"] == 1.0
