@@ -57,6 +57,7 @@ def test_train_on_mixed_folder_writes_a_complete_run(mixed_image_folder, tmp_pat
     assert all(r["loss_d"] > 0 and r["images_per_second"] > 0 for r in stats if "loss_d" in r)
     assert (run_dir / "samples" / "step-000000002.png").is_file()
     assert (run_dir / "samples" / "latest.png").is_file()
+    assert (run_dir / "losses.png").is_file()
     [(step, weights)] = list_snapshots(run_dir)
     assert step == 3
     checkpoint = load_checkpoint(run_dir)

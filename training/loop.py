@@ -28,6 +28,7 @@ from inpaint.models import Discriminator, Generator
 from training import run_dir as rd
 from training.data import ImageSet, load_image_folder
 from training.distributed import World, all_gather_floats, all_reduce_, init_world, local_rank_from_env, shutdown
+from training.plots import plot_losses
 from training.options import DEFAULT_EPOCHS, FIXED_ON_RESUME, TrainOptions, load_options, save_options
 
 SAMPLE_COUNT = 64
@@ -214,6 +215,7 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
         generator.train()
         save_grid(pictures, run_dir / rd.SAMPLES_DIR / f"step-{current_step:09d}.png", columns=8)
         save_grid(pictures, run_dir / rd.SAMPLES_DIR / "latest.png", columns=8)
+        plot_losses(stats.read(), run_dir / rd.LOSS_PLOT)
 
     def write_snapshot(current_step: int, seconds: float, losses: dict[str, float]) -> None:
         state = {

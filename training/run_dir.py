@@ -4,6 +4,7 @@ RUN_DIR/
   training_options.json          resolved options (see training.options)
   stats.jsonl                    one JSON object per logging interval
   samples/step-XXXXXXXXX.png     grids from the run's fixed latents; samples/latest.png
+  losses.png                     D and G losses and outputs over training (at each sample grid)
   checkpoints/step-XXXXXXXXX.safetensors   weights + metadata (the project's checkpoint format)
   checkpoints/state-XXXXXXXXX.pt           optimiser state, counters, fixed latents (tensors only)
 
@@ -27,6 +28,7 @@ from inpaint.models import Discriminator, Generator
 
 STATS_FILE = "stats.jsonl"
 SAMPLES_DIR = "samples"
+LOSS_PLOT = "losses.png"
 
 
 def state_path(run_dir: Path, step: int) -> Path:

@@ -1,0 +1,1 @@
+"""The Gradio app (inpaint, edit, model tabs). Not built yet: `make app` runs `inpaint demo` meanwhile."""
