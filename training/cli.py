@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import builtins
 import os
+import sys
 import tempfile
 from dataclasses import fields
 from pathlib import Path
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     given = _given(args)
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
-    print = builtins.print if main_process else (lambda *a, **k: None)
+    report = print if main_process else (lambda *a, **k: None)
     try:
         if args.dry_run:
             from training.dry_run import dry_run_options
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             with tempfile.TemporaryDirectory(prefix="inpaint-dry-run-") as tmp:
                 options = dry_run_options(Path(tmp), args.out)
                 result = train(options)
-                print(f"dry run finished: {result.step} steps, losses {result.losses}")
+                report(f"dry run finished: {result.step} steps, losses {result.losses}")
             return 0
         if args.resume:
             if args.out and Path(args.out) != Path(args.resume):
@@ -87,12 +87,12 @@ def run(args: argparse.Namespace) -> int:
             options = TrainOptions(**{**given, "out": args.out})
             result = train(options)
     except NonFiniteLoss as error:
-        print(f"error: {error}")
+        report(f"error: {error}", file=sys.stderr)
         return 1
     if result.stopped_by == "interrupt":
-        print(f"interrupted at step {result.step}; snapshot saved. Continue with: inpaint train --resume {result.run_dir}")
+        report(f"interrupted at step {result.step}; snapshot saved. Continue with: inpaint train --resume {result.run_dir}")
         return 130
-    print(
+    report(
         f"stopped by {result.stopped_by} at step {result.step} (epoch {result.epoch:.2f}); "
         f"checkpoint: {result.run_dir}/checkpoints, samples: {result.run_dir}/samples/latest.png"
     )

@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
+from inpaint.checkpoint import load_checkpoint
 from inpaint.device import autocast, check_precision, select_device
 from inpaint.errors import UserError
 from inpaint.grids import save_grid
@@ -50,17 +51,21 @@ class TrainResult:
 
 
 class _StopRequest:
-    """First Ctrl-C asks the loop to stop at the next step boundary and save; a second one aborts."""
+    """Ctrl-C or SIGTERM asks the loop to stop at the next step boundary and save a snapshot;
+    a second signal aborts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous = None
+        self._previous: dict[int, object] = {}
 
     def __enter__(self) -> "_StopRequest":
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread (e.g. called from an app worker)
-            self._previous = None
+        for signum in self.SIGNALS:
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread (e.g. called from an app worker)
+                pass
         return self
 
     def _handle(self, signum, frame) -> None:
@@ -69,8 +74,8 @@ class _StopRequest:
         self.requested = True
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 def _step_generator(seed: int, rank: int, step: int, stream: int) -> torch.Generator:
@@ -155,8 +160,6 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
     step, elapsed_before = 0, 0.0
     if snapshot is not None:
         step, weights_path, state_file = snapshot
-        from inpaint.checkpoint import load_checkpoint
-
         loaded = load_checkpoint(weights_path)
         generator.load_state_dict(loaded.generator.state_dict())
         discriminator.load_state_dict(loaded.discriminator.state_dict())
@@ -284,7 +287,8 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
             interval_steps += 1
             progress.update(1)
 
-            at_log = step % options.log_every == 0 or step == total_steps
+            # Losses are read back (and checked for NaN) at every log step and before any snapshot.
+            at_log = step % options.log_every == 0 or step % options.checkpoint_every == 0 or step == total_steps
             if at_log or step % sync_every == 0:
                 now = time.perf_counter()
                 flags = torch.tensor([
