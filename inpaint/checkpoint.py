@@ -29,6 +29,7 @@ FORMAT_NAME = "inpaint-dcgan"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 SNAPSHOT_DIR = "checkpoints"
+BEST_FILE = "best.safetensors"  # a run's best-scoring snapshot, beside the step-* ones
 SNAPSHOT_PATTERN = re.compile(r"^step-(\d+)\.safetensors$")
 
 # Pixels are stored as x = (v / 255 - mean) / std, i.e. [-1, 1] for the tanh generator.

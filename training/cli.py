@@ -35,11 +35,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     optim = parser.add_argument_group("optimisation and stopping")
     optim.add_argument("--batch-size", type=int, help=f"images per step per process (default {_DEFAULTS.batch_size})")
     optim.add_argument("--lr", type=float, help=f"Adam learning rate for G and D (default {_DEFAULTS.lr})")
+    optim.add_argument("--lr-d", type=float, help="discriminator learning rate, if different (two time-scale update)")
     optim.add_argument("--beta1", type=float, help=f"Adam β1 (default {_DEFAULTS.beta1})")
     optim.add_argument("--epochs", type=float, help=f"stop after this many epochs (default {DEFAULT_EPOCHS} if no limit is given)")
     optim.add_argument("--steps", type=int, help="stop after this many steps (total, counting resumed ones)")
     optim.add_argument("--minutes", type=float, help="stop after this many minutes of this session")
     optim.add_argument("--seed", type=int, help="seed for initialisation, data order and noise (default 0)")
+
+    stab = parser.add_argument_group("stabilisers")
+    stab.add_argument("--ema-decay", type=float, help="keep an exponential moving average of G's weights, e.g. 0.999 (default off); checkpoints hold the average")
+    stab.add_argument("--label-smoothing", type=float, help="one-sided label smoothing: D's target for real images is 1 - this (e.g. 0.1)")
+    stab.add_argument("--diffaug", help="differentiable augmentation policies for D's inputs, e.g. color,translation,cutout")
+
+    evals = parser.add_argument_group("evaluation (needs the eval extra: pip install -e '.[eval]')")
+    evals.add_argument("--val-count", type=int, help="hold out the N image files with the highest names as a validation split")
+    evals.add_argument("--eval-every", type=float, help="epochs between Fréchet face-descriptor scores on the validation split; the best is kept as checkpoints/best.safetensors")
+    evals.add_argument("--eval-samples", type=int, help=f"generated images per score (default {_DEFAULTS.eval_samples})")
 
     speed = parser.add_argument_group("hardware")
     speed.add_argument("--device", help="auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")

@@ -32,6 +32,7 @@ class ImageSet:
     files: list[Path]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     ignored: list[Path] = field(default_factory=list)
+    holdout_files: list[Path] = field(default_factory=list)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -66,23 +67,15 @@ def _keep_as_list(batch: list) -> list:
     return batch
 
 
-def load_image_folder(
-    root: str | os.PathLike[str],
+def decode_images(
+    files: list[Path],
     image_size: int,
     channels: int,
     workers: int | None = None,
     show_progress: bool = True,
     warn=print,
-) -> ImageSet:
-    """Decode every image under `root` (recursively) to a (N, C, S, S) uint8 tensor."""
-    root = Path(root)
-    if not root.exists():
-        raise UserError(f"{root}: data folder does not exist")
-    if not root.is_dir():
-        raise UserError(f"{root}: is not a folder")
-    files, ignored = find_images(root)
-    if not files:
-        raise UserError(f"{root}: contains no image files (looked for jpg, png, webp, bmp, tiff, gif)")
+) -> tuple[torch.Tensor, list[Path], list[tuple[Path, str]]]:
+    """Decode files to (N, C, S, S) uint8: (images, files kept, (file, problem) skipped)."""
     if workers is None:
         workers = min(4, os.cpu_count() or 1) if len(files) > 256 else 0
     loader = DataLoader(
@@ -105,7 +98,37 @@ def load_image_folder(
                 kept[index] = True
         progress.update(len(batch))
     progress.close()
-    if not kept.any():
+    return images[kept], [f for f, k in zip(files, kept.tolist()) if k], skipped
+
+
+def load_image_folder(
+    root: str | os.PathLike[str],
+    image_size: int,
+    channels: int,
+    workers: int | None = None,
+    show_progress: bool = True,
+    warn=print,
+    holdout: int = 0,
+) -> ImageSet:
+    """Decode every image under `root` (recursively) to a (N, C, S, S) uint8 tensor.
+
+    `holdout` sets aside the last files in sorted order (the highest file names) as a validation
+    split: they are not decoded here, only listed in `holdout_files`."""
+    root = Path(root)
+    if not root.exists():
+        raise UserError(f"{root}: data folder does not exist")
+    if not root.is_dir():
+        raise UserError(f"{root}: is not a folder")
+    files, ignored = find_images(root)
+    if not files:
+        raise UserError(f"{root}: contains no image files (looked for jpg, png, webp, bmp, tiff, gif)")
+    if holdout:
+        if holdout >= len(files):
+            raise UserError(f"{root}: cannot hold out {holdout} of its {len(files)} image files")
+        files, holdout_files = files[:-holdout], files[-holdout:]
+    else:
+        holdout_files = []
+    images, kept, skipped = decode_images(files, image_size, channels, workers, show_progress, warn)
+    if not kept:
         raise UserError(f"{root}: none of its {len(files)} image files could be read")
-    kept_files = [f for f, k in zip(files, kept.tolist()) if k]
-    return ImageSet(root=root, images=images[kept], files=kept_files, skipped=skipped, ignored=ignored)
+    return ImageSet(root=root, images=images, files=kept, skipped=skipped, ignored=ignored, holdout_files=holdout_files)

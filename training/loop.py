@@ -6,6 +6,7 @@ resumed run draws exactly the batches, flips and noise an uninterrupted run woul
 
 from __future__ import annotations
 
+import copy
 import math
 import signal
 import socket
@@ -20,14 +21,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from inpaint.checkpoint import load_checkpoint
+from inpaint.checkpoint import BEST_FILE, SNAPSHOT_DIR, load_checkpoint, save_checkpoint
 from inpaint.device import autocast, check_precision, select_device
 from inpaint.errors import UserError
 from inpaint.grids import save_grid
 from inpaint.latent import LatentPrior
 from inpaint.models import Discriminator, Generator
 from training import run_dir as rd
+from training.augment import diff_augment
 from training.data import ImageSet, load_image_folder
+from training.evaluation import FaceFrechetEvaluator
 from training.distributed import World, all_gather_floats, all_reduce_, init_world, local_rank_from_env, shutdown
 from training.plots import plot_losses
 from training.options import DEFAULT_EPOCHS, FIXED_ON_RESUME, TrainOptions, load_options, save_options
@@ -97,6 +100,14 @@ def _parameter_checksum(modules: list[torch.nn.Module]) -> float:
     return total
 
 
+@torch.no_grad()
+def _update_ema(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for mean, value in zip(average.parameters(), model.parameters()):
+        mean.lerp_(value, 1 - decay)
+    for mean, value in zip(average.buffers(), model.buffers()):
+        mean.copy_(value)  # BatchNorm statistics follow the trained G
+
+
 def resume_options(run_dir: Path, overrides: dict[str, Any]) -> TrainOptions:
     """The saved options of a run, with the given overrides (those that may change on resume)."""
     options = load_options(run_dir)
@@ -130,7 +141,7 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
         raise UserError(f"{run_dir}: already holds a training run; resume it with --resume {run_dir} or pick another --out")
 
     data: ImageSet = load_image_folder(
-        options.data, options.image_size, options.channels, options.workers, show_progress, warn=say
+        options.data, options.image_size, options.channels, options.workers, show_progress, warn=say, holdout=options.val_count
     )
     if data.skipped:
         say(f"skipped {len(data.skipped)} unreadable image file(s) of {len(data.files) + len(data.skipped)}")
@@ -155,15 +166,22 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
     generator = Generator(config).to(device, memory_format=memory_format)
     discriminator = Discriminator(config).to(device, memory_format=memory_format)
     opt_g = torch.optim.Adam(generator.parameters(), lr=options.lr, betas=(options.beta1, options.beta2))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=options.lr, betas=(options.beta1, options.beta2))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=options.lr_d or options.lr, betas=(options.beta1, options.beta2))
+    # With EMA on, the averaged G is what samples, scores and checkpoints show; the raw G trains.
+    g_ema = copy.deepcopy(generator).eval().requires_grad_(False) if options.ema_decay else None
+    shown_g = g_ema if g_ema is not None else generator
+    best = {"frechet": math.inf, "step": -1}
     fixed_z = prior.sample(SAMPLE_COUNT, config.latent_dim, torch.Generator().manual_seed(options.seed))
     step, elapsed_before = 0, 0.0
     if snapshot is not None:
         step, weights_path, state_file = snapshot
         loaded = load_checkpoint(weights_path)
-        generator.load_state_dict(loaded.generator.state_dict())
-        discriminator.load_state_dict(loaded.discriminator.state_dict())
         state = rd.load_state(state_file)
+        shown_g.load_state_dict(loaded.generator.state_dict())
+        if g_ema is not None:
+            generator.load_state_dict(state["generator_raw"])
+        discriminator.load_state_dict(loaded.discriminator.state_dict())
+        best = state.get("best", best)
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         fixed_z = state["fixed_z"]
@@ -194,6 +212,24 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
     sampler = DistributedSampler(range(len(data)), num_replicas=world.size, rank=world.rank, shuffle=True, seed=options.seed, drop_last=True)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     batch = options.batch_size
+    policy = options.diffaug_policy()
+    smoothing = options.label_smoothing
+    evaluator = None
+    if options.eval_every and world.is_main:
+        say(f"scoring against {len(data.holdout_files)} held-out images every {options.eval_every:g} epoch(s)")
+        evaluator = FaceFrechetEvaluator(data.holdout_files, options.image_size, options.channels, prior, options.eval_samples, options.seed, warn=say)
+    eval_steps = max(1, round(options.eval_every * steps_per_epoch)) if options.eval_every else 0
+
+    def evaluate(current_step: int, seconds: float) -> None:
+        scores = {"frechet": round(evaluator.score(shown_g), 6)}
+        if g_ema is not None:
+            scores["frechet_raw"] = round(evaluator.score(generator), 6)
+        stats.append({"event": "eval", "step": current_step, "epoch": round(current_step / steps_per_epoch, 4), **scores})
+        progress.write(f"step {current_step}: Fréchet face distance {scores}")
+        if scores["frechet"] < best["frechet"]:
+            best.update(frechet=scores["frechet"], step=current_step)
+            info = {**summary(current_step, seconds, last_losses), "frechet": scores["frechet"], "validation_images": evaluator.count}
+            save_checkpoint(run_dir / SNAPSHOT_DIR / BEST_FILE, shown_g, discriminator, prior, info)
 
     def summary(current_step: int, seconds: float, losses: dict[str, float]) -> dict[str, Any]:
         return {
@@ -212,10 +248,11 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
         }
 
     def write_samples(current_step: int) -> None:
-        generator.eval()
+        was_training = shown_g.training
+        shown_g.eval()
         with torch.no_grad(), autocast(device, precision):
-            pictures = (generator(fixed_z.to(device)).float() * 0.5 + 0.5).clamp(0, 1)
-        generator.train()
+            pictures = (shown_g(fixed_z.to(device)).float() * 0.5 + 0.5).clamp(0, 1)
+        shown_g.train(was_training)
         save_grid(pictures, run_dir / rd.SAMPLES_DIR / f"step-{current_step:09d}.png", columns=8)
         save_grid(pictures, run_dir / rd.SAMPLES_DIR / "latest.png", columns=8)
         plot_losses(stats.read(), run_dir / rd.LOSS_PLOT)
@@ -229,8 +266,11 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
             "elapsed_seconds": seconds,
             "seed": options.seed,
             "world_size": world.size,
+            "best": best,
         }
-        rd.save_snapshot(run_dir, current_step, generator, discriminator, prior, summary(current_step, seconds, losses), state, options.keep_snapshots)
+        if g_ema is not None:
+            state["generator_raw"] = generator.state_dict()
+        rd.save_snapshot(run_dir, current_step, shown_g, discriminator, prior, summary(current_step, seconds, losses), state, options.keep_snapshots)
 
     # Running sums on the device, read back only at logging points (no per-step GPU sync).
     sums = torch.zeros(5, device=device, dtype=torch.float64)  # loss_d, loss_g, D(x), D(G(z)), non-finite
@@ -258,11 +298,17 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
             z = prior.sample(batch, config.latent_dim, _step_generator(options.seed, world.rank, step, 1), device)
 
             # Discriminator: real → 1, fake → 0 (softplus form of the logistic loss).
+            augment_rng = _step_generator(options.seed, world.rank, step, 2)
+            augment = (lambda x: diff_augment(x, policy, augment_rng)) if policy else (lambda x: x)
             with autocast(device, precision):
                 fake = g_ddp(z)
-                d_real = d_ddp(real).float()
-                d_fake = d_ddp(fake.detach()).float()
-                loss_d = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+                d_real = d_ddp(augment(real)).float()
+                d_fake = d_ddp(augment(fake.detach())).float()
+                # Logistic loss in softplus form; one-sided smoothing moves the real target to 1 - s.
+                loss_d = (
+                    (1 - smoothing) * F.softplus(-d_real).mean() + smoothing * F.softplus(d_real).mean()
+                    + F.softplus(d_fake).mean()
+                )
             opt_d.zero_grad(set_to_none=True)
             scaler.scale(loss_d).backward()
             scaler.step(opt_d)
@@ -270,12 +316,14 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
             # Generator: non-saturating loss, D frozen (bypassing its DDP wrapper: no D gradients).
             discriminator.requires_grad_(False)
             with autocast(device, precision):
-                loss_g = F.softplus(-discriminator(fake).float()).mean()
+                loss_g = F.softplus(-discriminator(augment(fake)).float()).mean()
             opt_g.zero_grad(set_to_none=True)
             scaler.scale(loss_g).backward()
             scaler.step(opt_g)
             scaler.update()
             discriminator.requires_grad_(True)
+            if g_ema is not None:
+                _update_ema(g_ema, generator, min(options.ema_decay, (1 + step) / (10 + step)))
 
             with torch.no_grad():
                 sums += torch.stack([
@@ -332,6 +380,10 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
                 if flags[1] > 0:
                     stopped_by = "minutes"
                     break
+            if evaluator is not None and step % eval_steps == 0:
+                eval_started = time.perf_counter()
+                evaluate(step, elapsed_before + eval_started - started)
+                interval_start += time.perf_counter() - eval_started  # keep images/s about training
             if world.is_main and step % options.sample_every == 0:
                 write_samples(step)
                 last_sampled = step

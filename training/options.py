@@ -16,7 +16,7 @@ OPTIONS_FILE = "training_options.json"
 DEFAULT_EPOCHS = 25
 
 # Options that fix what the networks and the data stream are: a resumed run must keep them.
-FIXED_ON_RESUME = ("data", "image_size", "channels", "latent_dim", "g_width", "d_width", "prior", "batch_size", "seed")
+FIXED_ON_RESUME = ("data", "val_count", "image_size", "channels", "latent_dim", "g_width", "d_width", "prior", "batch_size", "seed")
 
 
 @dataclass
@@ -31,8 +31,15 @@ class TrainOptions:
     prior: str = "uniform"
     batch_size: int = 64
     lr: float = 2e-4
+    lr_d: float | None = None  # discriminator learning rate (None: same as lr)
     beta1: float = 0.5
     beta2: float = 0.999
+    ema_decay: float = 0.0  # exponential moving average of G's weights (0: off)
+    label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - this
+    diffaug: str = ""  # comma-separated DiffAugment policies: color,translation,cutout
+    val_count: int = 0  # hold out this many files (highest names) as a validation split
+    eval_every: float | None = None  # epochs between Fréchet evaluations on the held-out split
+    eval_samples: int = 500
     epochs: float | None = None
     steps: int | None = None
     minutes: float | None = None
@@ -56,9 +63,23 @@ class TrainOptions:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise UserError(f"--{name} must be positive")
-        if self.lr <= 0:
-            raise UserError("--lr must be positive")
+        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
+            raise UserError("--lr and --lr-d must be positive")
+        if not 0 <= self.ema_decay < 1:
+            raise UserError("--ema-decay must be in [0, 1)")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise UserError("--label-smoothing must be in [0, 0.5)")
+        from training.augment import POLICIES
+
+        unknown = set(self.diffaug_policy()) - set(POLICIES)
+        if unknown:
+            raise UserError(f"unknown --diffaug policy {', '.join(sorted(unknown))}; choose from {', '.join(POLICIES)}")
+        if self.eval_every is not None and self.val_count < 2:
+            raise UserError("--eval-every needs a validation split: --val-count N (at least 2)")
         return self
+
+    def diffaug_policy(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.diffaug.split(",") if p.strip())
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(self.image_size, self.channels, self.latent_dim, self.g_width, self.d_width)
