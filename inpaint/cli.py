@@ -31,6 +31,39 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
+    from inpaint.face_metrics import face_descriptors, frechet_distance
+    from inpaint.sampling import generate, latents_for_seed
+    from training.data import decode_images
+    from inpaint.images import find_images
+
+    checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint), with_discriminator=False)
+    files, _ = find_images(args.data)
+    if args.last:
+        files = files[-args.last:]
+    if len(files) < 2:
+        raise UserError(f"{args.data}: needs at least 2 image files to compare against")
+    size, channels = checkpoint.config.image_size, checkpoint.config.channels
+    real, kept, _ = decode_images(files, size, channels, warn=lambda m: print(m, file=sys.stderr))
+    print(f"{len(kept)} reference images from {args.data}; {args.n} samples (seed {args.seed}) from {checkpoint.path}")
+    reference = face_descriptors(real, show_progress=True)
+    samples = face_descriptors(generate(checkpoint, latents_for_seed(checkpoint, args.n, args.seed)), show_progress=True)
+    print(f"Fréchet face-descriptor distance: {frechet_distance(samples, reference):.5f}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import json
+
+    from training.export import export_run
+
+    facts = export_run(Path(args.run_dir), Path(args.out), args.storage, args.data)
+    print(json.dumps({k: facts[k] for k in ("file_bytes", "precision_effect", "storage")}, indent=2))
+    print(f"wrote {args.out}: model.safetensors, samples.png, losses.png, nearest.png, card.json")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     """What `make app` runs: sample faces from the default checkpoint, or, while none is shipped,
     train a small model on the bundled example faces and sample from it."""
@@ -81,6 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out-dir", help="also or instead write one image per sample here")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
 
+    evaluate = commands.add_parser("eval", help="Fréchet face-descriptor distance of a checkpoint's samples to real faces",
+                                   description="Score a checkpoint: Fréchet distance between dlib face descriptors of its samples and of real images (needs the eval extra).")
+    evaluate.add_argument("--checkpoint", help="checkpoint file or folder (default: the shipped face model)")
+    evaluate.add_argument("--data", required=True, help="folder of real aligned faces")
+    evaluate.add_argument("--last", type=int, help="use only the last N files by name (e.g. 500: the validation split of a --val-count 500 run)")
+    evaluate.add_argument("--n", type=int, default=1000, help="samples to draw (default 1000)")
+    evaluate.add_argument("--seed", type=int, default=0)
+
+    export = commands.add_parser("export", help="package a training run as a shipped checkpoint folder with model-card pictures",
+                                 description="Write a run's best snapshot and its model-card pictures (samples, losses, nearest neighbours) to a folder.")
+    export.add_argument("run_dir", help="training run folder")
+    export.add_argument("--out", required=True, help="checkpoint folder to write, e.g. checkpoints/celeba64")
+    export.add_argument("--storage", choices=("fp32", "fp16", "bf16"), default="fp16", help="weight precision on disk (default fp16)")
+    export.add_argument("--data", help="training images for the nearest-neighbour grid (default: the run's --data)")
+
     demo = commands.add_parser("demo", help="what `make app` runs", description=_demo.__doc__)
     demo.add_argument("--out", default="out", help="folder for the demo's outputs (default out/)")
     demo.add_argument("--minutes", type=float, default=1.0, help="training time when no default checkpoint exists")
@@ -90,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     args = build_parser().parse_args(argv)
-    handlers = {"sample": _sample, "demo": _demo}
+    handlers = {"sample": _sample, "demo": _demo, "eval": _evaluate, "export": _export}
     try:
         if args.command == "train":
             from training.cli import run

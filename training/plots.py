@@ -1,4 +1,4 @@
-"""A picture of a run's losses over training (`losses.png` in the run folder)."""
+"""Pictures of a run's progress: losses, D's outputs and (when scored) the Fréchet face distance."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from inpaint.fileio import atomic_path
 
 
 def plot_losses(records: list[dict[str, Any]], path: Path) -> Path | None:
-    """D and G losses and D's outputs against step; None when there is nothing to plot yet."""
+    """Plot the stats lines of a run against step; None when there is nothing to plot yet."""
     rows = [r for r in records if "loss_d" in r]
+    scores = [r for r in records if r.get("event") == "eval"]
     if len(rows) < 2:
         return None
     import matplotlib
@@ -18,18 +19,27 @@ def plot_losses(records: list[dict[str, Any]], path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    panels = 3 if scores else 2
+    figure, axes = plt.subplots(panels, 1, figsize=(8, 3 * panels), sharex=True)
     steps = [r["step"] for r in rows]
-    figure, (losses, outputs) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    losses.plot(steps, [r["loss_d"] for r in rows], label="D loss")
-    losses.plot(steps, [r["loss_g"] for r in rows], label="G loss")
-    losses.set_ylabel("loss")
-    losses.legend()
-    outputs.plot(steps, [r["d_real"] for r in rows], label="D(x) real")
-    outputs.plot(steps, [r["d_fake"] for r in rows], label="D(G(z)) fake")
-    outputs.set_ylim(0, 1)
-    outputs.set_xlabel("step")
-    outputs.set_ylabel("mean probability")
-    outputs.legend()
+    axes[0].plot(steps, [r["loss_d"] for r in rows], label="D loss")
+    axes[0].plot(steps, [r["loss_g"] for r in rows], label="G loss")
+    axes[0].set_ylabel("loss")
+    axes[0].legend()
+    axes[1].plot(steps, [r["d_real"] for r in rows], label="D(x) real")
+    axes[1].plot(steps, [r["d_fake"] for r in rows], label="D(G(z)) fake")
+    axes[1].set_ylim(0, 1)
+    axes[1].set_ylabel("mean probability")
+    axes[1].legend()
+    if scores:
+        eval_steps = [r["step"] for r in scores]
+        axes[2].plot(eval_steps, [r["frechet"] for r in scores], "o-", label="Fréchet face distance (shown G)")
+        if all("frechet_raw" in r for r in scores):
+            axes[2].plot(eval_steps, [r["frechet_raw"] for r in scores], "s--", label="raw G (without EMA)")
+        axes[2].set_yscale("log")
+        axes[2].set_ylabel("Fréchet distance (lower is better)")
+        axes[2].legend()
+    axes[-1].set_xlabel("step")
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=100)

@@ -1,0 +1,135 @@
+"""Stabilisers (EMA, DiffAugment, label smoothing, D learning rate), scoring during training,
+the face-descriptor Fréchet distance, and exporting a run as a shipped checkpoint folder."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inpaint.checkpoint import load_checkpoint
+from inpaint.cli import build_parser, main
+from inpaint.face_metrics import frechet_distance
+from training.augment import diff_augment
+from training.cli import _given
+from training.data import load_image_folder
+from training.dry_run import write_synthetic_images
+from training.export import export_run, nearest_training_images, options_as_command
+from training.loop import train
+from training.options import TrainOptions
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "faces"
+QUIET = {"show_progress": False, "log": lambda *a: None}
+
+
+def tiny(data, out, **extra) -> TrainOptions:
+    return TrainOptions(data=str(data), out=str(out), image_size=32, g_width=8, d_width=8, batch_size=4, log_every=1, **extra)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    return write_synthetic_images(tmp_path_factory.mktemp("synthetic"), count=32, size=40)
+
+
+def test_frechet_distance_properties():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(4000, 6)), rng.normal(size=(4000, 6))
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-9)
+    assert frechet_distance(a, b) < 0.02
+    shifted = frechet_distance(a, b + 0.5)
+    assert shifted == pytest.approx(6 * 0.25, rel=0.05)
+    assert frechet_distance(b + 0.5, a) == pytest.approx(shifted, rel=1e-6)
+    scaled = frechet_distance(a, b * 2)  # tr(Σa + Σb − 2(ΣaΣb)^½) = 6 (1 + 4 − 4) = 6
+    assert scaled == pytest.approx(6, rel=0.05)
+
+
+def test_face_descriptors_tell_faces_from_noise():
+    pytest.importorskip("dlib")
+    from inpaint.face_metrics import face_descriptors
+
+    faces = load_image_folder(EXAMPLES, 64, 3, show_progress=False).images
+    features = face_descriptors(faces)
+    assert features.shape == (16, 128)
+    noise = face_descriptors(torch.rand(16, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    # Same set sizes on both sides, so the small-sample bias of the covariances is the same.
+    assert frechet_distance(features[:8], features[8:]) < frechet_distance(features[:8], noise[:8])
+    centroid = np.linalg.norm(features[:8].mean(0) - features[8:].mean(0))
+    assert centroid < np.linalg.norm(features.mean(0) - noise.mean(0)) / 2
+
+
+def test_diff_augment_is_seeded_differentiable_and_cuts_out():
+    x = torch.full((8, 3, 32, 32), 0.5, requires_grad=True)
+    a = diff_augment(x, ("color", "translation", "cutout"), torch.Generator().manual_seed(3))
+    b = diff_augment(x, ("color", "translation", "cutout"), torch.Generator().manual_seed(3))
+    assert a.shape == x.shape and torch.equal(a, b)
+    a.sum().backward()
+    assert x.grad.abs().sum() > 0
+    cut = diff_augment(torch.ones(64, 1, 32, 32), ("cutout",), torch.Generator().manual_seed(0))
+    assert 0.15 < (cut == 0).float().mean() < 0.3  # a half-size square: ≤ 25% of the area
+    moved = diff_augment(torch.ones(64, 1, 32, 32), ("translation",), torch.Generator().manual_seed(0))
+    assert (moved == 0).any() and (moved == 1).float().mean() > 0.7  # shifted in, zero padding
+
+
+def test_stabilised_run_resumes_exactly(synthetic, tmp_path):
+    extra = dict(ema_decay=0.9, diffaug="color,translation,cutout", label_smoothing=0.1, lr_d=1e-4)
+    train(tiny(synthetic, tmp_path / "whole", steps=8, **extra), **QUIET)
+    train(tiny(synthetic, tmp_path / "split", steps=3, **extra), **QUIET)
+    train(tiny(synthetic, tmp_path / "split", steps=8, **extra), resume=True, **QUIET)
+    a, b = load_checkpoint(tmp_path / "whole"), load_checkpoint(tmp_path / "split")
+    for x, y in zip(a.generator.state_dict().values(), b.generator.state_dict().values()):
+        assert torch.equal(x, y)
+    # The checkpoint holds the averaged G, which differs from the raw G kept for resuming.
+    from training.run_dir import latest_snapshot, load_state
+
+    raw = load_state(latest_snapshot(tmp_path / "whole")[2])["generator_raw"]
+    assert any(not torch.equal(raw[k], v) for k, v in a.generator.state_dict().items() if v.is_floating_point())
+
+
+def test_scoring_during_training_keeps_the_best_and_never_trains_on_the_holdout(tmp_path):
+    pytest.importorskip("dlib")
+    run = tmp_path / "run"
+    result = train(tiny(EXAMPLES, run, steps=4, val_count=6, eval_every=1, eval_samples=12, ema_decay=0.9), **QUIET)
+    assert result.step == 4
+    options = json.loads((run / "training_options.json").read_text())
+    assert options["resolved"]["images"] == 10  # 16 example faces minus the 6 held out
+    scores = [json.loads(l) for l in (run / "stats.jsonl").read_text().splitlines() if '"eval"' in l]
+    assert [s["step"] for s in scores] == [2, 4]  # 10 images / batch 4 → 2 steps per epoch
+    assert all(s["frechet"] > 0 and s["frechet_raw"] > 0 for s in scores)
+    best = load_checkpoint(run / "checkpoints" / "best.safetensors")
+    assert best.training["frechet"] == min(s["frechet"] for s in scores)
+    assert best.training["validation_images"] == 6
+
+
+def test_eval_without_a_split_is_refused(tmp_path, capsys):
+    assert main(["train", "--data", str(EXAMPLES), "--out", str(tmp_path / "r"), "--eval-every", "1"]) == 2
+    assert "--val-count" in capsys.readouterr().err
+
+
+def test_training_command_round_trips_through_the_parser():
+    options = TrainOptions(data="faces", out="runs/x", image_size=32, ema_decay=0.999, channels_last=True, val_count=500, minutes=80.0)
+    command = options_as_command(options)
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    parsed = TrainOptions(**{**_given(args), "out": args.out})
+    assert parsed == options
+
+
+def test_nearest_training_images_finds_exact_copies():
+    training = torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8)
+    samples = training[[7, 31]].float() / 255
+    assert torch.equal(nearest_training_images(samples, training), samples)
+
+
+def test_export_writes_a_shippable_folder(synthetic, tmp_path):
+    train(tiny(synthetic, tmp_path / "run", steps=2), **QUIET)
+    facts = export_run(tmp_path / "run", tmp_path / "shipped", storage="fp16", show_progress=False)
+    for name in ("model.safetensors", "samples.png", "losses.png", "nearest.png", "card.json"):
+        assert (tmp_path / "shipped" / name).is_file(), name
+    shipped = load_checkpoint(tmp_path / "shipped")
+    assert shipped.training["training_command"].startswith("inpaint train --data")
+    assert facts["file_bytes"] < 0.6 * (tmp_path / "run" / "checkpoints" / "step-000000002.safetensors").stat().st_size
+    assert facts["precision_effect"]["max_pixel_difference_levels"] < 2
+    assert main(["sample", "--checkpoint", str(tmp_path / "shipped"), "--n", "4", "--out", str(tmp_path / "s.png")]) == 0

@@ -1,0 +1,109 @@
+"""Turning a training run into a shipped checkpoint folder with its model card.
+
+`inpaint export RUN_DIR --out checkpoints/NAME` writes:
+  model.safetensors   the run's best-scoring snapshot (else its newest), at the chosen precision
+  samples.png         64 samples from seed 0
+  losses.png          losses, D outputs and Fréchet scores over training
+  nearest.png         16 samples (left) beside their nearest training images by pixel distance
+  card.json           every fact for the model card (README.md beside it), machine-readable
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from inpaint.checkpoint import BEST_FILE, SNAPSHOT_DIR, WEIGHTS_FILE, load_checkpoint, resolve_checkpoint_path, save_checkpoint
+from inpaint.errors import UserError
+from inpaint.fileio import write_text_atomic
+from inpaint.grids import save_grid
+from inpaint.sampling import generate, latents_for_seed
+from training.data import load_image_folder
+from training.options import TrainOptions, load_options
+from training.plots import plot_losses
+from training.run_dir import StatsLog
+
+STORAGE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def options_as_command(options: TrainOptions) -> str:
+    """The `inpaint train` command line that reproduces these options (non-defaults only)."""
+    defaults = TrainOptions()
+    words = ["inpaint", "train"]
+    for name, value in options.to_dict().items():
+        if value == getattr(defaults, name) and name not in ("data", "out"):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            words.append(flag)
+        elif value not in (None, False, ""):
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def precision_effect(source, stored) -> dict[str, float]:
+    """How much storing at lower precision changes G's pixels and D's loss, on 256 fixed samples."""
+    z = latents_for_seed(source, 256, seed=0)
+    with torch.no_grad():
+        a, b = source.generator(z), stored.generator(z)
+        pixels = (a - b).abs() * 127.5  # model space [-1, 1] → 0…255 levels
+        loss_a = F.softplus(-source.discriminator(a)).mean()
+        loss_b = F.softplus(-stored.discriminator(b)).mean()
+    return {
+        "max_pixel_difference_levels": round(float(pixels.max()), 3),
+        "mean_pixel_difference_levels": round(float(pixels.mean()), 4),
+        "generator_loss_fp32": round(float(loss_a), 5),
+        "generator_loss_stored": round(float(loss_b), 5),
+    }
+
+
+def nearest_training_images(samples: torch.Tensor, training: torch.Tensor) -> torch.Tensor:
+    """For (N, C, H, W) samples in [0, 1], the training images (uint8) nearest in pixel L2."""
+    flat_train = training.flatten(1).float() / 255
+    flat_samples = samples.flatten(1)
+    distances = torch.cdist(flat_samples, flat_train)
+    return training[distances.argmin(dim=1)].float() / 255
+
+
+def export_run(run_dir: Path, out: Path, storage: str = "fp16", data: str | None = None, show_progress: bool = True) -> dict[str, Any]:
+    run_dir, out = Path(run_dir), Path(out)
+    options = load_options(run_dir)
+    best = run_dir / SNAPSHOT_DIR / BEST_FILE
+    weights = best if best.is_file() else resolve_checkpoint_path(run_dir)
+    source = load_checkpoint(weights)
+    training = dict(source.training)
+    training["training_command"] = options_as_command(options)
+    training["source_snapshot"] = weights.name
+    records = StatsLog(run_dir).read()
+    training["frechet_history"] = [{"step": r["step"], "frechet": r["frechet"], **({"frechet_raw": r["frechet_raw"]} if "frechet_raw" in r else {})} for r in records if r.get("event") == "eval"]
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / WEIGHTS_FILE, source.generator, source.discriminator, source.prior, training, STORAGE_DTYPES[storage])
+    stored = load_checkpoint(out)
+    facts = {
+        "training": training,
+        "model": source.config.to_dict(),
+        "latent_prior": source.prior.to_dict(),
+        "storage": storage,
+        "file_bytes": (out / WEIGHTS_FILE).stat().st_size,
+        "precision_effect": precision_effect(source, stored),
+        "validation_images": options.val_count,
+    }
+    save_grid(generate(stored, latents_for_seed(stored, 64, seed=0)), out / "samples.png", columns=8)
+    plot_losses(records, out / "losses.png")
+    data_dir = data or options.data
+    if Path(data_dir).is_dir():
+        images = load_image_folder(data_dir, options.image_size, options.channels, show_progress=show_progress, warn=lambda m: None, holdout=options.val_count)
+        samples = generate(stored, latents_for_seed(stored, 16, seed=0))
+        neighbours = nearest_training_images(samples, images.images)
+        pairs = torch.stack([samples, neighbours], dim=1).flatten(0, 1)
+        save_grid(pairs, out / "nearest.png", columns=8)
+        facts["nearest_neighbour_pool"] = len(images)
+    else:
+        raise UserError(f"{data_dir}: training data not found; pass --data to draw the nearest-neighbour grid")
+    write_text_atomic(out / "card.json", json.dumps(facts, indent=2) + "\n")
+    return facts
