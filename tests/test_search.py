@@ -1,0 +1,119 @@
+"""The latent search: weighting, independence from batch-mates, support of z, ranking, callbacks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from inpaint.checkpoint import Checkpoint
+from inpaint.latent import LatentPrior
+from inpaint.masks import make_mask
+from inpaint.models import Discriminator, Generator, ModelConfig
+from inpaint.search import SearchSettings, context_weights, search
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint() -> Checkpoint:
+    torch.manual_seed(0)
+    config = ModelConfig(image_size=32, g_width=8, d_width=8, latent_dim=12)
+    generator, discriminator = Generator(config), Discriminator(config)
+    generator.train()
+    with torch.no_grad():  # give BatchNorm real statistics, so eval mode is not an identity
+        generator(torch.rand(64, 12) * 2 - 1)
+    return Checkpoint(path=None, config=config, prior=LatentPrior("uniform"), generator=generator.eval(), discriminator=discriminator.eval())
+
+
+def test_context_weights_by_hand():
+    known = torch.ones(1, 1, 5, 5)
+    known[0, 0, 2, 2] = 0  # one missing pixel in the middle
+    w = context_weights(known, size=3)[0, 0]
+    assert w[2, 2] == 0  # the hole itself has no weight
+    assert torch.allclose(w[1, 1], torch.tensor(1 / 9))  # 1 of its 9 neighbours is missing
+    assert w[0, 0] == 0  # too far from the hole
+    # At the border the neighbourhood is the part inside the image: (0, 1) sees 6 pixels, none missing;
+    # with the hole moved to (0, 0), pixel (0, 1) sees 1 missing of its 6.
+    corner = torch.ones(1, 1, 5, 5)
+    corner[0, 0, 0, 0] = 0
+    assert torch.allclose(context_weights(corner, size=3)[0, 0, 0, 1], torch.tensor(1 / 6))
+    assert torch.allclose(context_weights(corner, size=3)[0, 0, 1, 1], torch.tensor(1 / 9))
+
+
+def test_the_paper_weighting_in_7x7():
+    known = torch.from_numpy(~make_mask("centre", 32, 32)).float()[None, None]
+    w = context_weights(known)[0, 0]
+    # The hole is rows/columns 8–23. (7, 7) sees rows/columns 4–10: 3×3 of its 49 are missing.
+    assert w[8:24, 8:24].sum() == 0
+    assert torch.allclose(w[7, 7], torch.tensor(9 / 49))
+    assert torch.allclose(w[7, 15], torch.tensor(21 / 49))  # above the hole's edge: 3 rows × 7 missing
+    assert torch.allclose(w[5, 15], torch.tensor(7 / 49))  # 3 rows up: one row of 7 missing
+    assert w[4, 15] == 0 and w[3, 3] == 0
+
+
+def _faces(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(5)
+    images = torch.rand(n, 3, 32, 32, generator=generator) * 2 - 1
+    known = torch.stack([torch.from_numpy(~make_mask(k, 32, 32, seed=i)).float()[None] for i, k in enumerate(["centre", "pattern", "random", "half"][:n])])
+    return images, known
+
+
+SETTINGS = SearchSettings(iterations=30, restarts=3, lr=0.05, top_k=2, seed=1)
+
+
+def test_results_do_not_depend_on_batch_mates(tiny_checkpoint):
+    images, known = _faces(4)
+    together = search(tiny_checkpoint, images, known, SETTINGS)
+    alone = search(tiny_checkpoint, images[2:3], known[2:3], SETTINGS)
+    assert torch.allclose(together.z[2], alone.z[0], atol=1e-4)
+    assert torch.allclose(together.context_loss[2], alone.context_loss[0], rtol=1e-4)
+
+
+def test_same_seed_same_result_other_seed_other_result(tiny_checkpoint):
+    images, known = _faces(2)
+    a = search(tiny_checkpoint, images, known, SETTINGS)
+    b = search(tiny_checkpoint, images, known, SETTINGS)
+    c = search(tiny_checkpoint, images, known, SearchSettings(**{**SETTINGS.__dict__, "seed": 2}))
+    assert torch.equal(a.z, b.z) and not torch.equal(a.z, c.z)
+
+
+@pytest.mark.parametrize("constraint", ["clip", "tanh"])
+def test_z_stays_in_the_prior_support(tiny_checkpoint, constraint):
+    images, known = _faces(2)
+    result = search(tiny_checkpoint, images, known, SearchSettings(iterations=40, restarts=2, lr=0.5, constraint=constraint))
+    assert result.z.abs().max() <= 1
+    assert result.candidate_z.abs().max() <= 1
+    if constraint == "clip":
+        assert (result.z.abs() == 1).any()  # a large step hits the box and is clipped back, not escaping
+
+
+def test_candidates_are_ranked_by_context_loss_and_the_search_reduces_it(tiny_checkpoint):
+    images, known = _faces(4)
+    start = search(tiny_checkpoint, images, known, SearchSettings(iterations=0, restarts=4, top_k=4, seed=1))
+    end = search(tiny_checkpoint, images, known, SearchSettings(iterations=60, restarts=4, top_k=4, lr=0.05, seed=1))
+    assert end.candidates.shape == (4, 4, 3, 32, 32)
+    losses = end.candidate_context_loss
+    assert torch.all(losses[:, 1:] >= losses[:, :-1])
+    assert torch.equal(losses[:, 0], end.context_loss)
+    assert torch.all(end.context_loss < start.context_loss)
+    assert torch.all(end.perceptual_loss <= 0)  # λ·log(1 − D) is never positive
+
+
+def test_callback_reports_progress_and_can_stop(tiny_checkpoint):
+    images, known = _faces(2)
+    seen = []
+
+    def callback(progress):
+        seen.append(progress.iteration)
+        assert progress.current.shape == (2, 3, 32, 32) and progress.context_loss.shape == (2,)
+        return progress.iteration >= 20
+
+    search(tiny_checkpoint, images, known, SearchSettings(iterations=100, restarts=2, report_every=10), callback)
+    assert seen == [10, 20]
+
+
+def test_generator_and_discriminator_stay_frozen(tiny_checkpoint):
+    before = [p.clone() for p in tiny_checkpoint.generator.parameters()] + [b.clone() for b in tiny_checkpoint.generator.buffers()]
+    images, known = _faces(2)
+    search(tiny_checkpoint, images, known, SETTINGS)
+    after = list(tiny_checkpoint.generator.parameters()) + list(tiny_checkpoint.generator.buffers())
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+    assert not tiny_checkpoint.generator.training and not tiny_checkpoint.discriminator.training
