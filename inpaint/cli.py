@@ -31,6 +31,113 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    from inpaint.engine import CROP_MODES
+    from inpaint.masks import MASK_KINDS, SIDES
+    from inpaint.search import CONSTRAINTS, SearchSettings
+
+    defaults = SearchSettings()
+    parser.add_argument("--checkpoint", help="checkpoint file or folder (default: the shipped face model)")
+    parser.add_argument("--mask-kind", choices=MASK_KINDS, help="a generated mask instead of a mask file")
+    parser.add_argument("--fraction", type=float, help="hole fraction for centre (0.25), random (0.8), pattern (0.25)")
+    parser.add_argument("--side", choices=SIDES, default="left", help="which half the half mask removes (default left)")
+    search = parser.add_argument_group("search")
+    search.add_argument("--iterations", type=int, default=defaults.iterations, help=f"optimiser steps (default {defaults.iterations})")
+    search.add_argument("--restarts", type=int, default=defaults.restarts, help=f"random starts per image, ranked by context loss (default {defaults.restarts})")
+    search.add_argument("--lam", type=float, default=defaults.lam, help=f"weight λ of the perceptual (discriminator) loss (default {defaults.lam})")
+    search.add_argument("--lr", type=float, default=defaults.lr, help=f"Adam learning rate on z (default {defaults.lr})")
+    search.add_argument("--constraint", choices=CONSTRAINTS, default=defaults.constraint, help="keep z in [-1, 1] by clipping (default) or tanh")
+    search.add_argument("--seed", type=int, default=0, help="seed of the restarts and generated masks (default 0)")
+    search.add_argument("--no-blend", action="store_true", help="paste the raw fill, without Poisson blending")
+    search.add_argument("--crop", choices=CROP_MODES, default="auto", help="the square the model sees: auto (face detection for face models), face, context, whole")
+    search.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    search.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+
+
+def _search_settings(args: argparse.Namespace):
+    from inpaint.search import SearchSettings
+
+    for name in ("iterations", "restarts"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be at least 1")
+    return SearchSettings(iterations=args.iterations, restarts=args.restarts, lam=args.lam, lr=args.lr,
+                          seed=args.seed, constraint=args.constraint, precision=args.precision)
+
+
+def _load_for_search(args: argparse.Namespace):
+    from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
+    from inpaint.device import check_precision, select_device
+
+    device = select_device(args.device)
+    check_precision(device, args.precision)
+    return load_checkpoint(checkpoint_or_default(args.checkpoint), device=device)
+
+
+def _fill(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from inpaint.engine import fill_images
+    from inpaint.images import is_image_path, open_image, save_image
+    from inpaint.masks import load_mask, make_mask
+
+    source, out = Path(args.image), Path(args.out)
+    if out.exists() and out.resolve() == source.resolve():
+        raise UserError(f"{out}: would overwrite the input; choose another --out")
+    if (args.mask is None) == (args.mask_kind is None):
+        raise UserError("give exactly one of --mask FILE or --mask-kind KIND")
+    if not is_image_path(out):  # before the search, not after it
+        raise UserError(f"{out}: output must have an image extension such as .png or .jpg")
+    image = open_image(source)
+    width, height = image.size
+    hole = load_mask(args.mask, height, width) if args.mask else make_mask(args.mask_kind, height, width, args.fraction, args.seed, args.side)
+    checkpoint = _load_for_search(args)
+    settings = _search_settings(args)
+    with tqdm(total=settings.iterations, unit="it", desc="searching z") as bar:
+        def report(progress) -> None:
+            bar.update(progress.iteration - bar.n)
+            bar.set_postfix(context_loss=f"{progress.context_loss.min():.2f}")
+
+        [result] = fill_images(checkpoint, [(image, hole)], settings, blend=not args.no_blend, crop=args.crop, callback=report)
+    for note in result.notes:
+        print(note)
+    save_image(result.image, out)
+    if args.candidates:
+        for rank, candidate in enumerate(result.candidates, 1):
+            save_image(candidate, Path(args.candidates) / f"{source.stem}-candidate{rank}{out.suffix}")
+    print(
+        f"wrote {out} ({width}×{height}); hole {hole.mean():.1%} of the image; framing: {result.framing}; "
+        f"context loss {result.context_loss:.2f}, perceptual loss {result.perceptual_loss:.4f}; {result.seconds:.1f} s"
+    )
+    return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from tqdm import tqdm
+
+    from inpaint.batch import REPORT_FILE, MaskSource, plan_jobs, run_batch
+
+    if args.mask_dir and args.mask_kind:
+        raise UserError("give at most one of --mask-dir and --mask-kind (default: NAME_mask.png beside each image)")
+    if args.batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    masks = MaskSource(kind=args.mask_kind, folder=Path(args.mask_dir) if args.mask_dir else None, fraction=args.fraction, side=args.side, seed=args.seed)
+    in_dir, out_dir = Path(args.in_dir), Path(args.out_dir)
+    jobs = plan_jobs(in_dir, out_dir, masks)
+    checkpoint = _load_for_search(args)
+    counts: Counter[str] = Counter()
+    with tqdm(total=len(jobs), unit="img", desc="inpainting") as bar:
+        for entry in run_batch(checkpoint, jobs, out_dir, masks, _search_settings(args), not args.no_blend, args.batch_size, args.crop):
+            counts[entry["status"]] += 1
+            if entry["status"] == "failed":
+                bar.write(f"failed: {entry['error']}")
+            bar.update(1)
+            bar.set_postfix(counts)
+    print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + f"; report: {out_dir / REPORT_FILE}")
+    return 1 if counts["failed"] else 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
     from inpaint.face_metrics import face_descriptors, frechet_distance
@@ -114,6 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out-dir", help="also or instead write one image per sample here")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
 
+    fill = commands.add_parser("fill", help="inpaint one image", description="Inpaint one image: fill the hole given by a mask file (white = hole) or a mask kind.")
+    fill.add_argument("image", help="image to inpaint (any size; it is never modified)")
+    fill.add_argument("--mask", help="mask image: white (above mid-grey) = hole, black = keep; same aspect ratio as the image")
+    fill.add_argument("--out", required=True, help="output image (same size and mode as the input)")
+    fill.add_argument("--candidates", help="also write the ranked candidate fills to this folder")
+    _add_search_arguments(fill)
+
+    batch = commands.add_parser("batch", help="inpaint a folder tree", description="Inpaint every image under IN_DIR into a mirrored tree under OUT_DIR. Masks: NAME_mask.png beside each image (default), --mask-dir, or --mask-kind. A rerun skips finished outputs.")
+    batch.add_argument("in_dir")
+    batch.add_argument("out_dir")
+    batch.add_argument("--mask-dir", help="folder mirroring IN_DIR with NAME_mask.png (or NAME.png) masks")
+    batch.add_argument("--batch-size", type=int, default=16, help="images searched together (default 16)")
+    _add_search_arguments(batch)
+
     evaluate = commands.add_parser("eval", help="Fréchet face-descriptor distance of a checkpoint's samples to real faces",
                                    description="Score a checkpoint: Fréchet distance between dlib face descriptors of its samples and of real images (needs the eval extra).")
     evaluate.add_argument("--checkpoint", help="checkpoint file or folder (default: the shipped face model)")
@@ -138,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     args = build_parser().parse_args(argv)
-    handlers = {"sample": _sample, "demo": _demo, "eval": _evaluate, "export": _export}
+    handlers = {"fill": _fill, "batch": _batch, "sample": _sample, "demo": _demo, "eval": _evaluate, "export": _export}
     try:
         if args.command == "train":
             from training.cli import run

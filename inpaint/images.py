@@ -40,19 +40,15 @@ def find_images(root: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
     return images, others
 
 
-def load_image(path: str | os.PathLike[str], channels: int = 3, draft_size: int | None = None) -> Image.Image:
-    """Open an image as 8-bit RGB (channels=3) or L (channels=1), upright per its EXIF tag.
-
-    `draft_size` lets JPEG decoding skip detail finer than needed for that short side.
-    """
+def open_image(path: str | os.PathLike[str], draft_size: int | None = None) -> Image.Image:
+    """Open an image fully decoded and upright per its EXIF tag, in its own mode."""
     path = Path(path)
     try:
         with Image.open(path) as image:
             if draft_size and image.format == "JPEG":
                 image.draft("RGB", (draft_size, draft_size))
             image.load()
-            image = ImageOps.exif_transpose(image)
-            return _to_8bit(image, channels)
+            return ImageOps.exif_transpose(image)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except UnidentifiedImageError:
@@ -63,7 +59,16 @@ def load_image(path: str | os.PathLike[str], channels: int = 3, draft_size: int 
         raise UserError(f"{path}: corrupt or truncated image ({error})") from None
 
 
-def _to_8bit(image: Image.Image, channels: int) -> Image.Image:
+def load_image(path: str | os.PathLike[str], channels: int = 3, draft_size: int | None = None) -> Image.Image:
+    """Open an image as 8-bit RGB (channels=3) or L (channels=1), upright per its EXIF tag.
+
+    `draft_size` lets JPEG decoding skip detail finer than needed for that short side.
+    """
+    return normalise_mode(open_image(path, draft_size), channels)
+
+
+def normalise_mode(image: Image.Image, channels: int) -> Image.Image:
+    """Any Pillow image as 8-bit RGB (channels=3) or L (channels=1)."""
     mode = image.mode
     if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         array = np.asarray(image, dtype=np.float64)
@@ -81,3 +86,21 @@ def _to_8bit(image: Image.Image, channels: int) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB" if channels == 3 else "L")
+
+
+def save_image(image: Image.Image, path: str | os.PathLike[str]) -> Path:
+    """Write atomically in the format the extension names (JPEG at quality 95; JPEG has no
+    alpha, so RGBA/LA images are flattened to RGB/L for it)."""
+    from inpaint.fileio import atomic_path
+
+    path = Path(path)
+    if not is_image_path(path):
+        raise UserError(f"{path}: output must have an image extension ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    options = {}
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        options["quality"] = 95
+        if image.mode in ("RGBA", "LA", "P"):
+            image = normalise_mode(image, 1 if image.mode == "LA" else 3)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format=Image.registered_extensions().get(path.suffix.lower()), **options)
+    return path

@@ -48,3 +48,21 @@ def build_mixed_image_folder(root: Path) -> tuple[Path, int, list[str]]:
 @pytest.fixture
 def mixed_image_folder(tmp_path: Path) -> tuple[Path, int, list[str]]:
     return build_mixed_image_folder(tmp_path / "mixed")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_path(tmp_path_factory) -> Path:
+    """A small 32×32 checkpoint (untrained, with real BatchNorm statistics) saved in the project's format."""
+    import torch
+
+    from inpaint.checkpoint import save_checkpoint
+    from inpaint.latent import LatentPrior
+    from inpaint.models import Discriminator, Generator, ModelConfig
+
+    torch.manual_seed(0)
+    config = ModelConfig(image_size=32, g_width=8, d_width=8, latent_dim=12)
+    generator, discriminator = Generator(config), Discriminator(config)
+    with torch.no_grad():
+        generator(torch.rand(64, 12) * 2 - 1)
+    path = tmp_path_factory.mktemp("checkpoint") / "tiny.safetensors"
+    return save_checkpoint(path, generator, discriminator, LatentPrior("uniform"), {"steps": 0})
