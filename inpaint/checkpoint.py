@@ -103,9 +103,11 @@ def save_checkpoint(
     prior: LatentPrior,
     training: dict[str, Any] | None = None,
     weights_dtype: torch.dtype = torch.float32,
+    content: str | None = None,
 ) -> Path:
     """Write G (and D) with full metadata, atomically. Floating weights are stored as
-    `weights_dtype` (float32 by default) and always loaded back as float32."""
+    `weights_dtype` (float32 by default) and always loaded back as float32. `content` says what
+    the model draws ("faces" makes the engine look for faces to frame the crop)."""
     config = generator.config
     metadata = {
         "format": FORMAT_NAME,
@@ -117,6 +119,8 @@ def save_checkpoint(
         "has_discriminator": discriminator is not None,
         "training": training or {},
     }
+    if content:
+        metadata["content"] = content
     tensors = _prefixed_state("generator.", generator, weights_dtype)
     if discriminator is not None:
         tensors.update(_prefixed_state("discriminator.", discriminator, weights_dtype))

@@ -165,7 +165,7 @@ def _export(args: argparse.Namespace) -> int:
 
     from training.export import export_run
 
-    facts = export_run(Path(args.run_dir), Path(args.out), args.storage, args.data)
+    facts = export_run(Path(args.run_dir), Path(args.out), args.storage, args.data, content=args.content)
     print(json.dumps({k: facts[k] for k in ("file_bytes", "precision_effect", "storage")}, indent=2))
     print(f"wrote {args.out}: model.safetensors, samples.png, losses.png, nearest.png, card.json")
     return 0
@@ -249,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="checkpoint folder to write, e.g. checkpoints/celeba64")
     export.add_argument("--storage", choices=("fp32", "fp16", "bf16"), default="fp16", help="weight precision on disk (default fp16)")
     export.add_argument("--data", help="training images for the nearest-neighbour grid (default: the run's --data)")
+    export.add_argument("--content", choices=("faces",), help="what the model draws: faces makes inpainting frame photos around detected faces")
 
     demo = commands.add_parser("demo", help="what `make app` runs", description=_demo.__doc__)
     demo.add_argument("--out", default="out", help="folder for the demo's outputs (default out/)")

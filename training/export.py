@@ -70,7 +70,9 @@ def nearest_training_images(samples: torch.Tensor, training: torch.Tensor) -> to
     return training[distances.argmin(dim=1)].float() / 255
 
 
-def export_run(run_dir: Path, out: Path, storage: str = "fp16", data: str | None = None, show_progress: bool = True) -> dict[str, Any]:
+def export_run(
+    run_dir: Path, out: Path, storage: str = "fp16", data: str | None = None, show_progress: bool = True, content: str | None = None
+) -> dict[str, Any]:
     run_dir, out = Path(run_dir), Path(out)
     options = load_options(run_dir)
     best = run_dir / SNAPSHOT_DIR / BEST_FILE
@@ -82,7 +84,7 @@ def export_run(run_dir: Path, out: Path, storage: str = "fp16", data: str | None
     records = StatsLog(run_dir).read()
     training["frechet_history"] = [{"step": r["step"], "frechet": r["frechet"], **({"frechet_raw": r["frechet_raw"]} if "frechet_raw" in r else {})} for r in records if r.get("event") == "eval"]
     out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out / WEIGHTS_FILE, source.generator, source.discriminator, source.prior, training, STORAGE_DTYPES[storage])
+    save_checkpoint(out / WEIGHTS_FILE, source.generator, source.discriminator, source.prior, training, STORAGE_DTYPES[storage], content)
     stored = load_checkpoint(out)
     facts = {
         "training": training,
@@ -92,6 +94,7 @@ def export_run(run_dir: Path, out: Path, storage: str = "fp16", data: str | None
         "file_bytes": (out / WEIGHTS_FILE).stat().st_size,
         "precision_effect": precision_effect(source, stored),
         "validation_images": options.val_count,
+        "content": content,
     }
     save_grid(generate(stored, latents_for_seed(stored, 64, seed=0)), out / "samples.png", columns=8)
     plot_losses(records, out / "losses.png")
