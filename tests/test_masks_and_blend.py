@@ -102,3 +102,21 @@ def test_empty_and_full_holes():
     image, other = _smooth_image(0), _smooth_image(1)
     assert np.array_equal(poisson_blend(image, other, np.zeros((64, 64), bool)), image)
     assert np.array_equal(poisson_blend(image, other, np.ones((64, 64), bool)), other)
+
+
+def test_psnr_and_ssim():
+    from inpaint.metrics import psnr, ssim
+
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (32, 32, 3))
+    assert psnr(image, image) == float("inf") and ssim(image, image) == pytest.approx(1)
+    noisy = image + 10.0  # constant error of 10 levels: MSE 100
+    assert psnr(image, noisy) == pytest.approx(10 * np.log10(255**2 / 100))
+    region = np.zeros((32, 32), bool)
+    region[:8] = True
+    partly = image.copy()
+    partly[region] += 20
+    assert psnr(image, partly, region) == pytest.approx(10 * np.log10(255**2 / 400))
+    assert ssim(image, partly, ~region) > ssim(image, partly, region)
+    assert ssim(image, rng.uniform(0, 255, (32, 32, 3))) < 0.1
+    assert ssim(image, image * 0.5 + 64) < 1
