@@ -107,3 +107,15 @@ def extract(array: np.ndarray, box: Box) -> np.ndarray:
         array = np.pad(array, pads, mode=mode)
         return array[box.top + pad_top: box.bottom + pad_top, box.left + pad_left: box.right + pad_left]
     return array[box.top: box.bottom, box.left: box.right]
+
+
+def frame_photo(rgb: np.ndarray, use_faces: bool) -> tuple[Box, str]:
+    """The square showing a whole photo's subject: the largest face in its training framing for a
+    face model, else the centred square."""
+    height, width = rgb.shape[:2]
+    if use_faces and height != width:
+        faces = detect_faces(rgb)
+        if faces:
+            return face_box(faces[0]), "face"
+    side = min(height, width)
+    return Box((width - side) // 2, (height - side) // 2, side), "centre"

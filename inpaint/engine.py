@@ -55,7 +55,7 @@ def uses_faces(checkpoint: Checkpoint, crop: str) -> bool:
     return checkpoint.metadata.get("content") == "faces"
 
 
-def _colour_pixels(image: Image.Image, channels: int) -> Image.Image:
+def colour_pixels(image: Image.Image, channels: int) -> Image.Image:
     """The colour channels the output is built from. Transparent pixels keep their stored colour
     (alpha is put back unchanged at the end), so nothing outside the hole changes."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
@@ -65,7 +65,7 @@ def _colour_pixels(image: Image.Image, channels: int) -> Image.Image:
 
 def _prepare(checkpoint: Checkpoint, image: Image.Image, hole: np.ndarray, crop: str) -> _Prepared:
     channels, size = checkpoint.config.channels, checkpoint.config.image_size
-    pixels = np.asarray(_colour_pixels(image, channels))
+    pixels = np.asarray(colour_pixels(image, channels))
     pixels = pixels[..., None] if pixels.ndim == 2 else pixels
     rgb = pixels if channels == 3 else np.repeat(pixels, 3, axis=2)
     if crop == "whole":

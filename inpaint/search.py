@@ -34,6 +34,7 @@ class SearchSettings:
     top_k: int = 4
     constraint: str = "clip"
     neighbourhood: int = 7
+    weighting: str = "neighbourhood"  # or "uniform": every known pixel weighs 1 (projection of a whole image)
     precision: str = "fp32"
     report_every: int = 25
 
@@ -93,7 +94,10 @@ def search(
     device = next(generator.parameters()).device
     n, k = images.shape[0], settings.restarts
     targets = images.to(device).repeat_interleave(k, 0)
-    weights = context_weights(known.to(device), settings.neighbourhood).repeat_interleave(k, 0)
+    if settings.weighting == "uniform":
+        weights = known.to(device).float().repeat_interleave(k, 0)
+    else:
+        weights = context_weights(known.to(device), settings.neighbourhood).repeat_interleave(k, 0)
 
     bounded = checkpoint.prior.kind == "uniform"
     z0 = _prior_init(checkpoint, n, settings).to(device)
