@@ -138,6 +138,71 @@ def _batch(args: argparse.Namespace) -> int:
     return 1 if counts["failed"] else 0
 
 
+def _edit(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from inpaint import editor
+    from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
+    from inpaint.grids import save_grid
+    from inpaint.images import open_image
+    from inpaint.sampling import generate
+    from inpaint.fileio import atomic_path
+
+    checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint))
+    out = Path(args.out)
+
+    def save_latents(z, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, z.numpy())
+
+    def latents_of(spec: str):
+        """`seed:3,5,8`, a .npy file of latents, or an image file to project."""
+        if spec.startswith("seed:"):
+            try:
+                return editor.latents_for_seeds(checkpoint, [int(s) for s in spec[5:].split(",") if s])
+            except ValueError:
+                raise UserError(f"{spec}: seeds must be integers, e.g. seed:3,5,8") from None
+        path = Path(spec)
+        if path.suffix == ".npy":
+            try:
+                z = torch.from_numpy(np.load(path, allow_pickle=False)).float()
+            except (OSError, ValueError) as error:
+                raise UserError(f"{path}: not a latent file ({error})") from None
+            z = z.reshape(-1, checkpoint.config.latent_dim) if z.numel() % checkpoint.config.latent_dim == 0 else None
+            if z is None:
+                raise UserError(f"{path}: does not hold latents of size {checkpoint.config.latent_dim}")
+            return z
+        projection = editor.project(checkpoint, open_image(path))
+        print(f"projected {path}: context loss {projection.context_loss:.2f}")
+        return projection.z[None]
+
+    out.mkdir(parents=True, exist_ok=True)
+    if args.edit_command == "interpolate":
+        z0, z1 = latents_of(args.start).mean(0), latents_of(args.end).mean(0)
+        path = editor.interpolate(checkpoint, z0, z1, args.frames, args.method)
+        images = generate(checkpoint, path)
+        save_grid(images, out / "strip.png", columns=len(images))
+        editor.save_gif(editor.to_pil(images), out / "interpolation.gif", seconds_per_frame=args.frame_seconds)
+        save_latents(path, out / "latents.npy")
+        print(f"wrote {out}/strip.png, interpolation.gif and latents.npy ({args.frames} frames, {args.method})")
+    elif args.edit_command == "arithmetic":
+        a, b, c = latents_of(args.a), latents_of(args.b), latents_of(args.c)
+        z = editor.arithmetic(checkpoint, a, b, c, args.variations, args.noise, args.seed)
+        concepts = torch.stack([editor.keep_in_support(checkpoint, editor.concept(x)) for x in (a, b, c)])
+        save_grid(generate(checkpoint, torch.cat([concepts, z[:1]])), out / "equation.png", columns=4)
+        save_grid(generate(checkpoint, z), out / "result.png")
+        save_latents(z, out / "latents.npy")
+        print(f"wrote {out}/equation.png (A, B, C, A − B + C), result.png (the result and {args.variations} variations) and latents.npy")
+    else:  # project
+        projection = editor.project(checkpoint, open_image(args.image))
+        save_grid(torch.stack([projection.target, projection.image]), out / "projection.png", columns=2)
+        save_latents(projection.z[None], out / "latent.npy")
+        print(f"wrote {out}/projection.png (photo as the model sees it, G(z)) and latent.npy; context loss {projection.context_loss:.2f}")
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
     from inpaint.face_metrics import face_descriptors, frechet_distance
@@ -235,6 +300,27 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--batch-size", type=int, default=16, help="images searched together (default 16)")
     _add_search_arguments(batch)
 
+    edit = commands.add_parser("edit", help="latent editing: interpolate, arithmetic, project", description="Edit in latent space. Latents are given as seed:3,5,8 (samples by seed), a .npy file, or a photo to project.")
+    edit_commands = edit.add_subparsers(dest="edit_command", required=True, metavar="EDIT")
+    walk = edit_commands.add_parser("interpolate", help="frames between two faces: strip, GIF, latents")
+    walk.add_argument("start", help="seed:N, latents .npy or a photo")
+    walk.add_argument("end", help="seed:N, latents .npy or a photo")
+    walk.add_argument("--frames", type=int, default=8)
+    walk.add_argument("--method", choices=("slerp", "lerp"), default="slerp")
+    walk.add_argument("--frame-seconds", type=float, default=0.12)
+    sums = edit_commands.add_parser("arithmetic", help="A − B + C over concepts (each the mean of its exemplars)")
+    sums.add_argument("a", help="concept A, e.g. seed:1,4,9 (smiling women)")
+    sums.add_argument("b", help="concept B, e.g. seed:2,5,7 (neutral women)")
+    sums.add_argument("c", help="concept C, e.g. seed:3,6,8 (neutral men)")
+    sums.add_argument("--variations", type=int, default=7, help="noisy variations around the result (default 7)")
+    sums.add_argument("--noise", type=float, default=0.25)
+    sums.add_argument("--seed", type=int, default=0)
+    proj = edit_commands.add_parser("project", help="find the latent of a photo")
+    proj.add_argument("image")
+    for sub in (walk, sums, proj):
+        sub.add_argument("--checkpoint", help="checkpoint (default: the shipped face model)")
+        sub.add_argument("--out", required=True, help="output folder")
+
     evaluate = commands.add_parser("eval", help="Fréchet face-descriptor distance of a checkpoint's samples to real faces",
                                    description="Score a checkpoint: Fréchet distance between dlib face descriptors of its samples and of real images (needs the eval extra).")
     evaluate.add_argument("--checkpoint", help="checkpoint file or folder (default: the shipped face model)")
@@ -260,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     args = build_parser().parse_args(argv)
-    handlers = {"fill": _fill, "batch": _batch, "sample": _sample, "demo": _demo, "eval": _evaluate, "export": _export}
+    handlers = {"edit": _edit, "fill": _fill, "batch": _batch, "sample": _sample, "demo": _demo, "eval": _evaluate, "export": _export}
     try:
         if args.command == "train":
             from training.cli import run

@@ -1,0 +1,118 @@
+"""Editing in latent space: samples from seeds, concept arithmetic, interpolation, projection.
+
+Arithmetic on single samples is unstable, so a concept is the mean latent of its exemplars
+(Radford et al.). Interpolation uses slerp by default: in 100 dimensions the linear midpoint of two
+prior samples has a much smaller norm than a sample and leaves the prior's shell (White, 2016).
+Projection finds the z whose G(z) best matches a photo, by the inpainting search with every pixel
+known and uniform weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from inpaint.checkpoint import Checkpoint
+from inpaint.crop import extract, frame_photo
+from inpaint.engine import colour_pixels, uses_faces
+from inpaint.fileio import atomic_path
+from inpaint.sampling import generate, latents_for_seed
+from inpaint.search import SearchSettings, search
+
+INTERPOLATIONS = ("slerp", "lerp")
+
+
+def latents_for_seeds(checkpoint: Checkpoint, seeds: list[int]) -> torch.Tensor:
+    """One latent per seed: seed s always gives the same face (the first sample of `inpaint sample --seed s`)."""
+    return torch.cat([latents_for_seed(checkpoint, 1, seed) for seed in seeds])
+
+
+def keep_in_support(checkpoint: Checkpoint, z: torch.Tensor) -> torch.Tensor:
+    return z.clamp(-1, 1) if checkpoint.prior.kind == "uniform" else z
+
+
+def concept(latents: torch.Tensor) -> torch.Tensor:
+    """A concept: the mean latent of its exemplars (N, D) → (D,)."""
+    if latents.ndim != 2 or len(latents) == 0:
+        raise ValueError("a concept needs at least one exemplar latent")
+    return latents.mean(0)
+
+
+def arithmetic(
+    checkpoint: Checkpoint, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, variations: int = 0, noise: float = 0.25, seed: int = 0
+) -> torch.Tensor:
+    """A − B + C over concepts (each (N, D) exemplars), plus `variations` noisy neighbours.
+    Returns (1 + variations, D): the result first."""
+    z = concept(a) - concept(b) + concept(c)
+    generator = torch.Generator().manual_seed(seed)
+    around = z + noise * torch.randn(variations, z.numel(), generator=generator)
+    return keep_in_support(checkpoint, torch.cat([z[None], around]))
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation for t in [0, 1] (T,) → (T, D); linear when the two are nearly parallel."""
+    n0, n1 = z0 / z0.norm(), z1 / z1.norm()
+    omega = torch.arccos((n0 * n1).sum().clamp(-1, 1))
+    t = t[:, None]
+    if omega.abs() < 1e-4:
+        return (1 - t) * z0 + t * z1
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def interpolate(checkpoint: Checkpoint, z0: torch.Tensor, z1: torch.Tensor, frames: int, method: str = "slerp") -> torch.Tensor:
+    if method not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}")
+    if frames < 2:
+        raise ValueError("an interpolation needs at least 2 frames")
+    t = torch.linspace(0, 1, frames)
+    path = slerp(z0, z1, t) if method == "slerp" else (1 - t[:, None]) * z0 + t[:, None] * z1
+    return keep_in_support(checkpoint, path)
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """(N, C, H, W) in [0, 1] → Pillow images."""
+    arrays = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(a[..., 0] if a.shape[2] == 1 else a) for a in arrays]
+
+
+def save_gif(frames: list[Image.Image], path: str | Path, seconds_per_frame: float = 0.1, scale: int = 2, bounce: bool = True) -> Path:
+    """An animated GIF (looping; forth and back when `bounce`), enlarged `scale` times."""
+    frames = [f.resize((f.width * scale, f.height * scale), Image.Resampling.NEAREST).convert("RGB") for f in frames]
+    if bounce:
+        frames = frames + frames[-2:0:-1]
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=int(seconds_per_frame * 1000), loop=0)
+    return Path(path)
+
+
+@dataclass
+class Projection:
+    z: torch.Tensor  # (D,)
+    image: torch.Tensor  # (C, S, S) G(z) in [0, 1]
+    target: torch.Tensor  # (C, S, S) the photo as the model sees it, in [0, 1]
+    context_loss: float
+
+
+def project(checkpoint: Checkpoint, photo: Image.Image, settings: SearchSettings = SearchSettings(iterations=300, restarts=8, lam=0.0)) -> Projection:
+    """The latent whose G(z) best matches a photo (cropped like the engine: face framing for a
+    face model, else the centre square), found with every pixel known and uniform weights."""
+    size, channels = checkpoint.config.image_size, checkpoint.config.channels
+    pixels = np.asarray(colour_pixels(photo, 3))
+    box, _ = frame_photo(pixels, uses_faces(checkpoint, "auto"))
+    crop = cv2.resize(extract(pixels, box), (size, size), interpolation=cv2.INTER_AREA)
+    if channels == 1:
+        crop = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[..., None]
+    target = torch.from_numpy(crop).permute(2, 0, 1).float() / 255
+    known = torch.ones(1, 1, size, size)
+    settings = SearchSettings(**{**settings.__dict__, "weighting": "uniform", "top_k": 1})
+    result = search(checkpoint, checkpoint.from_pixels(target)[None], known, settings)
+    return Projection(result.z[0], checkpoint.to_pixels(result.images[0]), target, float(result.context_loss[0]))
+
+
+def generate_images(checkpoint: Checkpoint, z: torch.Tensor) -> list[Image.Image]:
+    return to_pil(generate(checkpoint, z))
