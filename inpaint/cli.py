@@ -203,6 +203,15 @@ def _edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _app(args: argparse.Namespace) -> int:
+    from ui.app import launch
+
+    if args.share:
+        print("warning: --share publishes the app on a public link")
+    launch(host=args.host, port=args.port, share=args.share, runs=[Path(r) for r in args.run])
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
     from inpaint.face_metrics import face_descriptors, frechet_distance
@@ -337,6 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--data", help="training images for the nearest-neighbour grid (default: the run's --data)")
     export.add_argument("--content", choices=("faces",), help="what the model draws: faces makes inpainting frame photos around detected faces")
 
+    app = commands.add_parser("app", help="the Gradio web app", description="Start the web app (Inpaint, Edit, Model tabs).")
+    app.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    app.add_argument("--port", type=int, help="port (default: Gradio's, 7860 or the next free one)")
+    app.add_argument("--share", action="store_true", help="also publish a temporary public link (off by default)")
+    app.add_argument("--run", action="append", default=[], help="also offer this training run or checkpoint folder (repeatable)")
+
     demo = commands.add_parser("demo", help="what `make app` runs", description=_demo.__doc__)
     demo.add_argument("--out", default="out", help="folder for the demo's outputs (default out/)")
     demo.add_argument("--minutes", type=float, default=1.0, help="training time when no default checkpoint exists")
@@ -346,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     args = build_parser().parse_args(argv)
-    handlers = {"edit": _edit, "fill": _fill, "batch": _batch, "sample": _sample, "demo": _demo, "eval": _evaluate, "export": _export}
+    handlers = {"app": _app, "edit": _edit, "fill": _fill, "batch": _batch, "sample": _sample, "demo": _demo, "eval": _evaluate, "export": _export}
     try:
         if args.command == "train":
             from training.cli import run

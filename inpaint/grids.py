@@ -36,3 +36,12 @@ def save_each(images: torch.Tensor, folder: str | Path, names: list[str]) -> lis
             save_image(image, tmp)
         paths.append(folder / name)
     return paths
+
+
+def grid_image(images: torch.Tensor, columns: int | None = None, padding: int = 2):
+    """(N, C, H, W) images in [0, 1] as one Pillow picture."""
+    from PIL import Image
+
+    grid = make_grid(images.detach().float().cpu(), nrow=columns or grid_columns(len(images)), padding=padding)
+    array = (grid.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(array)

@@ -1,0 +1,308 @@
+"""The Gradio app: Inpaint, Edit and Model tabs, a thin layer over the library.
+
+Every handler takes uploaded images and form values only (no server paths): checkpoints are
+chosen from a fixed list found at start-up, examples come from the bundled folder.
+"""
+
+from __future__ import annotations
+
+import queue
+import tempfile
+import threading
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+
+from inpaint import editor
+from inpaint.checkpoint import DEFAULT_CHECKPOINT, WEIGHTS_FILE, Checkpoint, list_snapshots, load_checkpoint, read_metadata
+from inpaint.engine import fill_images
+from inpaint.grids import grid_image
+from inpaint.errors import UserError
+from inpaint.masks import MASK_KINDS, make_mask
+from inpaint.sampling import generate
+from inpaint.search import SearchProgress, SearchSettings
+from ui.editor_value import background_image, painted_mask
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples" / "faces").glob("*.jpg"))
+MAX_UPLOAD = "20mb"
+CONCURRENCY = 2  # searches at once; more only queue up on a CPU
+PRESETS = ("painted",) + MASK_KINDS
+
+
+def find_checkpoints(runs: list[Path] | None = None) -> dict[str, Path]:
+    """Shipped checkpoints under checkpoints/ and any run folders given on the command line."""
+    found = {}
+    folder = ROOT / "checkpoints"
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if (path / WEIGHTS_FILE).is_file():
+            found[path.name] = path
+    for run in runs or []:
+        if list_snapshots(run) or (Path(run) / WEIGHTS_FILE).is_file():
+            found[f"run: {Path(run).name}"] = Path(run)
+        else:
+            raise UserError(f"{run}: not a checkpoint folder or training run")
+    if not found:
+        raise UserError(f"no checkpoints: {DEFAULT_CHECKPOINT} is missing and no run folder was given")
+    return found
+
+
+class Models:
+    """Loaded checkpoints by name, loaded once each."""
+
+    def __init__(self, choices: dict[str, Path]) -> None:
+        self.choices = choices
+        self._loaded: dict[str, Checkpoint] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def default(self) -> str:
+        return DEFAULT_CHECKPOINT.name if DEFAULT_CHECKPOINT.name in self.choices else next(iter(self.choices))
+
+    def get(self, name: str) -> Checkpoint:
+        if name not in self.choices:
+            raise gr.Error(f"unknown model {name!r}")
+        with self._lock:
+            if name not in self._loaded:
+                self._loaded[name] = load_checkpoint(self.choices[name])
+            return self._loaded[name]
+
+
+def _pil(images: torch.Tensor) -> list[Image.Image]:
+    return editor.to_pil(images)
+
+
+def _save_png(image: Image.Image, stem: str) -> str:
+    folder = Path(tempfile.mkdtemp(prefix="inpaint-"))
+    path = folder / f"{stem}.png"
+    image.save(path)
+    return str(path)
+
+
+def build_app(models: Models) -> gr.Blocks:
+    with gr.Blocks(title="inpaint: semantic inpainting with a DCGAN") as app:
+        gr.Markdown("# inpaint\nPaint over part of a face and let the GAN fill it in; explore the face model's latent space.")
+        model = gr.Dropdown(list(models.choices), value=models.default, label="Model", scale=0)
+        with gr.Tab("Inpaint"):
+            _inpaint_tab(models, model)
+        with gr.Tab("Edit"):
+            _edit_tab(models, model)
+        with gr.Tab("Model"):
+            describe, outputs = _model_tab(models, model)
+        app.load(describe, model, outputs, api_name=False)
+    return app
+
+
+def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
+    with gr.Row():
+        with gr.Column():
+            photo = gr.ImageEditor(
+                type="numpy", label="Photo: paint over what to replace", image_mode="RGBA", sources=("upload", "clipboard"),
+                brush=gr.Brush(colors=["#ffffff"], default_color="#ffffff", default_size=12, color_mode="fixed"),
+                layers=False, transforms=(), format="png", height=420,
+            )
+            if EXAMPLES:
+                gr.Examples([[str(p)] for p in EXAMPLES[:8]], inputs=[photo], label="Example faces (CelebA validation split)")
+            preset = gr.Radio(PRESETS, value="painted", label="Mask", info="painted = your brush strokes; or a preset hole")
+            with gr.Accordion("Settings", open=False):
+                defaults = SearchSettings()
+                iterations = gr.Slider(10, 2000, value=defaults.iterations, step=10, label="Iterations")
+                restarts = gr.Slider(1, 32, value=defaults.restarts, step=1, label="Restarts (candidates searched at once)")
+                lam = gr.Number(value=defaults.lam, label="λ: weight of the discriminator's opinion")
+                seed = gr.Number(value=0, precision=0, label="Seed")
+                blend = gr.Checkbox(value=True, label="Poisson blending")
+            with gr.Row():
+                run = gr.Button("Inpaint", variant="primary")
+                stop = gr.Button("Stop")
+        with gr.Column():
+            status = gr.Markdown("Upload a photo or pick an example, paint over the part to replace, then press Inpaint.")
+            preview = gr.Image(label="Search progress: current G(z)", format="png", interactive=False, height=160)
+            result = gr.Image(label="Result", format="png", interactive=False)
+            raw = gr.Image(label="Raw fill (no blending)", format="png", interactive=False)
+            candidates = gr.Gallery(label="Ranked candidates (best first)", columns=4, height=180, format="png")
+            download = gr.File(label="Download the result")
+
+    def inpaint(model_name, value, preset_name, iterations_n, restarts_n, lam_value, seed_value, blend_on, progress=gr.Progress()):
+        try:
+            checkpoint = models.get(model_name)
+            image = background_image(value)
+            if preset_name == "painted":
+                hole = painted_mask(value, image.size)
+            else:
+                hole = make_mask(preset_name, image.height, image.width, seed=int(seed_value or 0))
+        except UserError as error:
+            raise gr.Error(str(error))
+        if not hole.any():
+            raise gr.Error("Nothing to fill: paint over part of the photo, or choose a mask preset.")
+        settings = SearchSettings(iterations=int(iterations_n), restarts=int(restarts_n), lam=float(lam_value), seed=int(seed_value or 0))
+        events: queue.Queue = queue.Queue()
+        cancelled = threading.Event()
+
+        def report(update: SearchProgress) -> bool:
+            events.put(update)
+            return cancelled.is_set()
+
+        def work() -> None:
+            try:
+                events.put(fill_images(checkpoint, [(image, hole)], settings, blend=bool(blend_on), callback=report)[0])
+            except Exception as error:  # surfaced to the page below
+                events.put(error)
+
+        threading.Thread(target=work, daemon=True).start()
+        try:
+            while True:
+                item = events.get()
+                if isinstance(item, SearchProgress):
+                    progress(item.iteration / item.iterations, desc="searching z")
+                    yield (gr.skip(), gr.skip(), gr.skip(), _pil(checkpoint.to_pixels(item.current))[0],
+                           gr.skip(), f"Iteration {item.iteration} / {item.iterations}: context loss {float(item.context_loss[0]):.2f}")
+                elif isinstance(item, Exception):
+                    raise gr.Error(f"Inpainting failed: {item}")
+                else:
+                    yield (item.image, item.raw, item.candidates, gr.skip(), _save_png(item.image, "inpainted"),
+                           f"Done in {item.seconds:.1f} s: {hole.mean():.1%} of the photo filled; framing: {item.framing}; "
+                           f"context loss {item.context_loss:.2f}.")
+                    return
+        finally:
+            cancelled.set()  # Stop, a closed page or the end: let the search thread finish early
+
+    event = run.click(
+        inpaint, [model, photo, preset, iterations, restarts, lam, seed, blend], [result, raw, candidates, preview, download, status],
+        api_name="inpaint", concurrency_limit=CONCURRENCY,
+    )
+    stop.click(None, None, None, cancels=[event])
+
+
+def _concept(checkpoint: Checkpoint, seeds: str, photo: Image.Image | None) -> torch.Tensor:
+    latents = []
+    text = (seeds or "").replace(";", ",")
+    try:
+        latents += [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise gr.Error(f"seeds must be whole numbers separated by commas, not {seeds!r}")
+    z = [editor.latents_for_seeds(checkpoint, latents)] if latents else []
+    if photo is not None:
+        z.append(editor.project(checkpoint, photo).z[None])
+    if not z:
+        raise gr.Error("each concept needs seeds (e.g. 3, 17, 42) or a photo")
+    return torch.cat(z)
+
+
+def _edit_tab(models: Models, model: gr.Dropdown) -> None:
+    gr.Markdown("Samples are named by their seed. Click a sample to add its seed to concept A, B or C.")
+    with gr.Row():
+        first = gr.Number(value=0, precision=0, label="First seed")
+        count = gr.Slider(4, 48, value=16, step=4, label="Samples")
+        show = gr.Button("Show samples")
+    gallery = gr.Gallery(label="Samples", columns=8, height=300, format="png", allow_preview=False)
+    target = gr.Radio(["A", "B", "C"], value="A", label="Clicking a sample adds it to")
+    with gr.Row():
+        concept_seeds, concept_photos = [], []
+        for name, hint in (("A", "e.g. smiling women"), ("B", "e.g. neutral women"), ("C", "e.g. neutral men")):
+            with gr.Column():
+                concept_seeds.append(gr.Textbox(label=f"Concept {name}: seeds", placeholder=hint))
+                concept_photos.append(gr.Image(type="pil", label=f"or a photo for {name} (projected)", height=120, sources=("upload",)))
+    with gr.Row():
+        variations = gr.Slider(0, 15, value=7, step=1, label="Variations")
+        noise = gr.Slider(0.0, 1.0, value=0.25, step=0.05, label="Variation noise")
+        compute = gr.Button("A − B + C", variant="primary")
+    equation = gr.Image(label="A, B, C and A − B + C", format="png", interactive=False)
+    results = gr.Gallery(label="A − B + C and its variations", columns=8, height=200, format="png")
+    gr.Markdown("### Interpolation")
+    with gr.Row():
+        start = gr.Textbox(label="From (seed)", value="0")
+        end = gr.Textbox(label="To (seed)", value="1")
+        frames = gr.Slider(3, 24, value=8, step=1, label="Frames")
+        method = gr.Radio(["slerp", "lerp"], value="slerp", label="Path")
+        walk = gr.Button("Interpolate", variant="primary")
+    strip = gr.Image(label="Frames", format="png", interactive=False)
+    with gr.Row():
+        frame_index = gr.Slider(0, 7, value=0, step=1, label="Frame")
+        frame = gr.Image(label="Frame", format="png", interactive=False, height=200)
+        gif = gr.Image(label="Animation", type="filepath", interactive=False, height=200)
+    frames_state = gr.State([])
+
+    def samples(model_name, first_seed, n):
+        checkpoint = models.get(model_name)
+        seeds = list(range(int(first_seed or 0), int(first_seed or 0) + int(n)))
+        images = _pil(generate(checkpoint, editor.latents_for_seeds(checkpoint, seeds)))
+        return [(image, f"seed {seed}") for image, seed in zip(images, seeds)]
+
+    def add_pick(which, first_seed, a, b, c, evt: gr.SelectData):
+        seed = int(first_seed or 0) + int(evt.index)
+        boxes = {"A": a, "B": b, "C": c}
+        boxes[which] = ", ".join(filter(None, [(boxes[which] or "").strip(), str(seed)]))
+        return boxes["A"], boxes["B"], boxes["C"]
+
+    def arithmetic(model_name, a_seeds, b_seeds, c_seeds, a_photo, b_photo, c_photo, n_variations, noise_level):
+        checkpoint = models.get(model_name)
+        a, b, c = (_concept(checkpoint, s, p) for s, p in ((a_seeds, a_photo), (b_seeds, b_photo), (c_seeds, c_photo)))
+        z = editor.arithmetic(checkpoint, a, b, c, int(n_variations), float(noise_level))
+        concepts = torch.stack([editor.keep_in_support(checkpoint, editor.concept(x)) for x in (a, b, c)])
+        pictures = generate(checkpoint, torch.cat([concepts, z]))
+        labels = ["A − B + C"] + [f"variation {i}" for i in range(1, len(z))]
+        return grid_image(pictures[:4], columns=4), list(zip(_pil(pictures[3:]), labels))
+
+    def interpolate(model_name, start_text, end_text, n_frames, path_kind):
+        checkpoint = models.get(model_name)
+        z0, z1 = _concept(checkpoint, start_text, None).mean(0), _concept(checkpoint, end_text, None).mean(0)
+        pictures = generate(checkpoint, editor.interpolate(checkpoint, z0, z1, int(n_frames), path_kind))
+        images = _pil(pictures)
+        folder = Path(tempfile.mkdtemp(prefix="inpaint-"))
+        editor.save_gif(images, folder / "interpolation.gif")
+        return grid_image(pictures, columns=len(images)), str(folder / "interpolation.gif"), images, gr.update(maximum=len(images) - 1, value=0), images[0]
+
+    def pick_frame(images, index):
+        return images[int(index)] if images else None
+
+    show.click(samples, [model, first, count], gallery, api_name="samples", concurrency_limit=CONCURRENCY)
+    gallery.select(add_pick, [target, first, *concept_seeds], concept_seeds)
+    compute.click(arithmetic, [model, *concept_seeds, *concept_photos, variations, noise], [equation, results], api_name="arithmetic", concurrency_limit=CONCURRENCY)
+    walk.click(interpolate, [model, start, end, frames, method], [strip, gif, frames_state, frame_index, frame], api_name="interpolate", concurrency_limit=CONCURRENCY)
+    frame_index.change(pick_frame, [frames_state, frame_index], frame, api_name=False)
+
+
+def _model_tab(models: Models, model: gr.Dropdown) -> None:
+    facts = gr.Markdown()
+    grid = gr.Image(label="Samples (seed 0)", format="png", interactive=False)
+
+    def describe(model_name):
+        checkpoint = models.get(model_name)
+        path = models.choices[model_name]
+        meta = read_metadata(path)
+        training = meta.get("training", {})
+        config = meta["model"]
+        lines = [
+            f"**{model_name}**: `{checkpoint.path}`",
+            "",
+            "| | |", "|---|---|",
+            f"| architecture | DCGAN {config['image_size']}×{config['image_size']}, {config['channels']} channel(s), z of {config['latent_dim']} ({meta.get('latent_prior', {}).get('kind', 'uniform')}), widths G {config['g_width']} / D {config['d_width']} |",
+            f"| data | {training.get('data_name', '?')}: {training.get('images', '?')} images" + (f", {training['validation_images']} held out" if training.get("validation_images") else "") + " |",
+            f"| training | {training.get('steps', '?')} steps, {training.get('epochs', '?')} epochs, {training.get('wall_seconds', 0) / 60:.0f} min on {training.get('device', '?')} |",
+        ]
+        if "frechet" in training:
+            lines.append(f"| Fréchet face distance | {training['frechet']} (lower is better) |")
+        command = training.get("training_command", "inpaint train --data YOUR_IMAGES --out runs/mine")
+        lines += ["", "Retrain or train your own on the command line (see the README):", "", f"```sh\n{command}\n```"]
+        card = Path(path) / "README.md"
+        if card.is_file():
+            lines.append(f"\nThe full model card is `{card.relative_to(ROOT) if card.is_relative_to(ROOT) else card}`.")
+        samples_png = Path(path) / "samples.png"
+        if samples_png.is_file():
+            picture = Image.open(samples_png)
+        else:
+            picture = grid_image(generate(checkpoint, editor.latents_for_seeds(checkpoint, list(range(16)))), columns=4)
+        return "\n".join(lines), picture
+
+    model.change(describe, model, [facts, grid], api_name="describe_model")
+    return describe, [facts, grid]
+
+
+def launch(host: str = "127.0.0.1", port: int | None = None, share: bool = False, runs: list[Path] | None = None, block: bool = True):
+    models = Models(find_checkpoints(runs))
+    app = build_app(models)
+    app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    return app.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_UPLOAD, prevent_thread_lock=not block, show_error=True)
