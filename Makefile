@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: app test setup clean
+.PHONY: app test setup browser clean
 
 setup: $(STAMP)
 
@@ -13,12 +13,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,eval]'
 	touch $(STAMP)
 
-# Runs the main job with the shipped default checkpoint (see README).
+# The web app with the shipped default face checkpoint, on http://127.0.0.1:7860 (see README).
 app: $(STAMP)
-	$(BIN)/inpaint demo
+	$(BIN)/inpaint app
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The browser test drives Debian's chromium (never a downloaded browser); installed when we can.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: the browser test is skipped without Debian's chromium (apt-get install chromium)"; fi; }
 
 clean:
 	rm -rf $(VENV) out

@@ -245,38 +245,6 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    """What `make app` runs: sample faces from the default checkpoint, or, while none is shipped,
-    train a small model on the bundled example faces and sample from it."""
-    from inpaint.checkpoint import DEFAULT_CHECKPOINT, WEIGHTS_FILE
-
-    out = Path(args.out)
-    if (DEFAULT_CHECKPOINT / WEIGHTS_FILE).is_file():
-        print(f"sampling 64 faces from the default checkpoint {DEFAULT_CHECKPOINT}")
-        return _sample(argparse.Namespace(checkpoint=None, n=64, seed=0, out=str(out / "samples.png"), out_dir=None, device="auto"))
-    from training.loop import train
-    from training.options import TrainOptions
-
-    examples = Path(__file__).resolve().parent.parent / "examples" / "faces"
-    run_dir = out / "demo-run"
-    print(
-        "No default checkpoint is shipped yet, so this demo trains a small 32×32 model on the "
-        f"{len(list(examples.glob('*.jpg')))} bundled example faces for {args.minutes} minute(s), then samples from it.\n"
-        f"For a real model: inpaint train --data YOUR_IMAGES --out runs/mine (see README)."
-    )
-    if run_dir.exists():
-        import shutil
-
-        shutil.rmtree(run_dir)
-    options = TrainOptions(
-        data=str(examples), out=str(run_dir), image_size=32, g_width=32, d_width=32, batch_size=16,
-        minutes=args.minutes, steps=2000, sample_every=100, checkpoint_every=500, log_every=20,
-    )
-    result = train(options)
-    print(f"trained {result.step} steps; watch the sample grids in {run_dir / 'samples'}")
-    return _sample(argparse.Namespace(checkpoint=str(run_dir), n=64, seed=0, out=str(out / "samples.png"), out_dir=None, device="auto"))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inpaint", description="Semantic image inpainting and latent editing with a DCGAN.")
     parser.add_argument("--version", action="version", version=f"inpaint {__version__}")
@@ -352,16 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--share", action="store_true", help="also publish a temporary public link (off by default)")
     app.add_argument("--run", action="append", default=[], help="also offer this training run or checkpoint folder (repeatable)")
 
-    demo = commands.add_parser("demo", help="what `make app` runs", description=_demo.__doc__)
-    demo.add_argument("--out", default="out", help="folder for the demo's outputs (default out/)")
-    demo.add_argument("--minutes", type=float, default=1.0, help="training time when no default checkpoint exists")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     args = build_parser().parse_args(argv)
-    handlers = {"app": _app, "edit": _edit, "fill": _fill, "batch": _batch, "sample": _sample, "demo": _demo, "eval": _evaluate, "export": _export}
+    handlers = {"app": _app, "edit": _edit, "fill": _fill, "batch": _batch, "sample": _sample, "eval": _evaluate, "export": _export}
     try:
         if args.command == "train":
             from training.cli import run

@@ -102,7 +102,7 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
             photo = gr.ImageEditor(
                 type="numpy", label="Photo: paint over what to replace", image_mode="RGBA", sources=("upload", "clipboard"),
                 brush=gr.Brush(colors=["#ffffff"], default_color="#ffffff", default_size=12, color_mode="fixed"),
-                layers=False, transforms=(), format="png", height=420,
+                layers=False, transforms=(), format="png", height=420, elem_id="photo",
             )
             if EXAMPLES:
                 gr.Examples([[str(p)] for p in EXAMPLES[:8]], inputs=[photo], label="Example faces (CelebA validation split)")
@@ -115,12 +115,12 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
                 seed = gr.Number(value=0, precision=0, label="Seed")
                 blend = gr.Checkbox(value=True, label="Poisson blending")
             with gr.Row():
-                run = gr.Button("Inpaint", variant="primary")
-                stop = gr.Button("Stop")
+                run = gr.Button("Inpaint", variant="primary", elem_id="run")
+                stop = gr.Button("Stop", elem_id="stop")
         with gr.Column():
             status = gr.Markdown("Upload a photo or pick an example, paint over the part to replace, then press Inpaint.")
             preview = gr.Image(label="Search progress: current G(z)", format="png", interactive=False, height=160)
-            result = gr.Image(label="Result", format="png", interactive=False)
+            result = gr.Image(label="Result", format="png", interactive=False, elem_id="result")
             raw = gr.Image(label="Raw fill (no blending)", format="png", interactive=False)
             candidates = gr.Gallery(label="Ranked candidates (best first)", columns=4, height=180, format="png")
             download = gr.File(label="Download the result")
@@ -196,8 +196,8 @@ def _edit_tab(models: Models, model: gr.Dropdown) -> None:
     with gr.Row():
         first = gr.Number(value=0, precision=0, label="First seed")
         count = gr.Slider(4, 48, value=16, step=4, label="Samples")
-        show = gr.Button("Show samples")
-    gallery = gr.Gallery(label="Samples", columns=8, height=300, format="png", allow_preview=False)
+        show = gr.Button("Show samples", elem_id="show-samples")
+    gallery = gr.Gallery(label="Samples", columns=8, height=300, format="png", allow_preview=False, elem_id="samples")
     target = gr.Radio(["A", "B", "C"], value="A", label="Clicking a sample adds it to")
     with gr.Row():
         concept_seeds, concept_photos = [], []
@@ -217,8 +217,8 @@ def _edit_tab(models: Models, model: gr.Dropdown) -> None:
         end = gr.Textbox(label="To (seed)", value="1")
         frames = gr.Slider(3, 24, value=8, step=1, label="Frames")
         method = gr.Radio(["slerp", "lerp"], value="slerp", label="Path")
-        walk = gr.Button("Interpolate", variant="primary")
-    strip = gr.Image(label="Frames", format="png", interactive=False)
+        walk = gr.Button("Interpolate", variant="primary", elem_id="interpolate")
+    strip = gr.Image(label="Frames", format="png", interactive=False, elem_id="strip")
     with gr.Row():
         frame_index = gr.Slider(0, 7, value=0, step=1, label="Frame")
         frame = gr.Image(label="Frame", format="png", interactive=False, height=200)

@@ -1,0 +1,32 @@
+"""A real browser (Debian's Chromium driven by Playwright) using the app as a person would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from ui.tour import CHROMIUM, tour  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it)")
+
+
+def test_upload_paint_inpaint_interpolate(tiny_checkpoint_path, tmp_path):
+    from ui.app import Models, build_app, find_checkpoints
+
+    folder = tmp_path / "models" / "tiny"
+    folder.mkdir(parents=True)
+    shutil.copy(tiny_checkpoint_path, folder / "model.safetensors")
+    app = build_app(Models(find_checkpoints([folder])))
+    app.queue(default_concurrency_limit=2)
+    _, url, _ = app.launch(prevent_thread_lock=True, quiet=True)
+    try:
+        shots = tour(url, tmp_path / "shots", timeout_ms=180_000)  # fails if no result appears
+    finally:
+        app.close()
+    assert [s.name for s in shots] == ["inpaint-tab.png", "edit-tab.png", "model-tab.png"]
+    assert all(s.stat().st_size > 10_000 for s in shots)
