@@ -15,7 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from gradio_client import Client, handle_file  # noqa: E402
 
-from ui.app import Models, build_app, find_checkpoints  # noqa: E402
+from ui.app import MAX_UPLOAD, Models, find_checkpoints, serve  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "faces" / "142124.jpg"
 MODEL = "run: tiny"
@@ -26,9 +26,7 @@ def client(tiny_checkpoint_path, tmp_path_factory):
     folder = tmp_path_factory.mktemp("models") / "tiny"
     folder.mkdir()
     shutil.copy(tiny_checkpoint_path, folder / "model.safetensors")
-    app = build_app(Models(find_checkpoints([folder])))
-    app.queue(default_concurrency_limit=2)
-    _, url, _ = app.launch(prevent_thread_lock=True, quiet=True)
+    app, url = serve(Models(find_checkpoints([folder])), block=False)
     yield Client(url, verbose=False)
     app.close()
 
@@ -96,3 +94,26 @@ def test_eight_concurrent_inpaint_requests_all_complete(client, painted):
     for result in results:
         image = np.asarray(Image.open(result[0]).convert("RGB"))
         assert np.array_equal(image[~hole], face[~hole])
+
+
+def test_no_endpoint_reads_a_server_path(client, painted):
+    value, _, _ = painted
+    with pytest.raises(Exception, match="unknown model|not in the list|Value"):
+        client.predict("/etc/passwd", value, "painted", 10, 1, 0.003, 0, True, api_name="/inpaint")
+    with pytest.raises(Exception):
+        client.predict("../checkpoints", api_name="/describe_model")
+
+
+def test_uploads_over_the_limit_and_non_images_are_refused(client, tmp_path):
+    import httpx
+
+    assert MAX_UPLOAD == "20mb"
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(21 * 1024 * 1024))
+    with open(big, "rb") as handle:
+        response = httpx.post(client.src.rstrip("/") + "/gradio_api/upload", files={"files": handle}, timeout=60)
+    assert response.status_code == 413, response.text[:200]
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(Exception):
+        client.predict(MODEL, "", "3", "4", handle_file(str(text)), None, None, 0, 0.2, api_name="/arithmetic")

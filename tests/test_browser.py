@@ -16,14 +16,12 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's ch
 
 
 def test_upload_paint_inpaint_interpolate(tiny_checkpoint_path, tmp_path):
-    from ui.app import Models, build_app, find_checkpoints
+    from ui.app import Models, find_checkpoints, serve
 
     folder = tmp_path / "models" / "tiny"
     folder.mkdir(parents=True)
     shutil.copy(tiny_checkpoint_path, folder / "model.safetensors")
-    app = build_app(Models(find_checkpoints([folder])))
-    app.queue(default_concurrency_limit=2)
-    _, url, _ = app.launch(prevent_thread_lock=True, quiet=True)
+    app, url = serve(Models(find_checkpoints([folder])), block=False)
     try:
         shots = tour(url, tmp_path / "shots", timeout_ms=180_000)  # fails if no result appears
     finally:

@@ -301,8 +301,15 @@ def _model_tab(models: Models, model: gr.Dropdown) -> None:
     return describe, [facts, grid]
 
 
-def launch(host: str = "127.0.0.1", port: int | None = None, share: bool = False, runs: list[Path] | None = None, block: bool = True):
-    models = Models(find_checkpoints(runs))
+def serve(models: Models, host: str = "127.0.0.1", port: int | None = None, share: bool = False, block: bool = True):
+    """Build, queue and launch the app (uploads limited to MAX_UPLOAD); returns (Blocks, local URL)."""
     app = build_app(models)
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
-    return app.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_UPLOAD, prevent_thread_lock=not block, show_error=True)
+    launched = app.launch(
+        server_name=host, server_port=port, share=share, max_file_size=MAX_UPLOAD, prevent_thread_lock=not block, show_error=True, quiet=not block
+    )
+    return app, launched[1]
+
+
+def launch(host: str = "127.0.0.1", port: int | None = None, share: bool = False, runs: list[Path] | None = None) -> None:
+    serve(Models(find_checkpoints(runs)), host, port, share, block=True)

@@ -78,11 +78,9 @@ def main() -> None:
     parser.add_argument("--out", default="docs/screenshots")
     args = parser.parse_args()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from ui.app import Models, build_app, find_checkpoints
+    from ui.app import Models, find_checkpoints, serve
 
-    app = build_app(Models(find_checkpoints()))
-    app.queue(default_concurrency_limit=2)
-    _, url, _ = app.launch(prevent_thread_lock=True, quiet=True)
+    app, url = serve(Models(find_checkpoints()), block=False)
     try:
         for shot in tour(url, Path(args.out)):
             print(f"wrote {shot}")
