@@ -36,6 +36,16 @@ SNAPSHOT_PATTERN = re.compile(r"^step-(\d+)\.safetensors$")
 DEFAULT_PIXELS = {"mean": 0.5, "std": 0.5}
 
 
+def uint8_to_model(v: torch.Tensor) -> torch.Tensor:
+    """0…255 pixels → model space, with the normalisation every trained checkpoint records."""
+    return (v.float() / 255 - DEFAULT_PIXELS["mean"]) / DEFAULT_PIXELS["std"]
+
+
+def model_to_unit(x: torch.Tensor) -> torch.Tensor:
+    """Model space → [0, 1]."""
+    return (x.float() * DEFAULT_PIXELS["std"] + DEFAULT_PIXELS["mean"]).clamp(0, 1)
+
+
 @dataclass
 class Checkpoint:
     """A loaded checkpoint: ready-built networks (eval mode, on the CPU) plus their metadata."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from inpaint.checkpoint import model_to_unit
 from inpaint.face_metrics import face_descriptors, frechet_distance
 from inpaint.latent import LatentPrior
 from inpaint.models import Generator
@@ -28,6 +29,6 @@ class FaceFrechetEvaluator:
         z = self.prior.sample(self.samples, generator.config.latent_dim, torch.Generator().manual_seed(self.seed + 1))
         was_training = generator.training
         generator.eval()
-        pictures = torch.cat([(generator(part.to(device)).float().cpu() * 0.5 + 0.5).clamp(0, 1) for part in z.split(250)])
+        pictures = torch.cat([model_to_unit(generator(part.to(device))).cpu() for part in z.split(250)])
         generator.train(was_training)
         return frechet_distance(face_descriptors(pictures), self.reference)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from inpaint.checkpoint import BEST_FILE, SNAPSHOT_DIR, WEIGHTS_FILE, load_checkpoint, resolve_checkpoint_path, save_checkpoint
+from inpaint.checkpoint import BEST_FILE, model_to_unit, SNAPSHOT_DIR, WEIGHTS_FILE, load_checkpoint, resolve_checkpoint_path, save_checkpoint
 from inpaint.errors import UserError
 from inpaint.fileio import write_text_atomic
 from inpaint.grids import save_grid
@@ -51,7 +51,7 @@ def precision_effect(source, stored) -> dict[str, float]:
     z = latents_for_seed(source, 256, seed=0)
     with torch.no_grad():
         a, b = source.generator(z), stored.generator(z)
-        pixels = (a - b).abs() * 127.5  # model space [-1, 1] → 0…255 levels
+        pixels = (model_to_unit(a) - model_to_unit(b)).abs() * 255  # in 0…255 levels
         loss_a = F.softplus(-source.discriminator(a)).mean()
         loss_b = F.softplus(-stored.discriminator(b)).mean()
     return {

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from inpaint.checkpoint import BEST_FILE, SNAPSHOT_DIR, load_checkpoint, save_checkpoint
+from inpaint.checkpoint import BEST_FILE, SNAPSHOT_DIR, load_checkpoint, model_to_unit, save_checkpoint, uint8_to_model
 from inpaint.device import autocast, check_precision, select_device
 from inpaint.errors import UserError
 from inpaint.grids import save_grid
@@ -251,7 +251,7 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
         was_training = shown_g.training
         shown_g.eval()
         with torch.no_grad(), autocast(device, precision):
-            pictures = (shown_g(fixed_z.to(device)).float() * 0.5 + 0.5).clamp(0, 1)
+            pictures = model_to_unit(shown_g(fixed_z.to(device)))
         shown_g.train(was_training)
         save_grid(pictures, run_dir / rd.SAMPLES_DIR / f"step-{current_step:09d}.png", columns=8)
         save_grid(pictures, run_dir / rd.SAMPLES_DIR / "latest.png", columns=8)
@@ -294,7 +294,7 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
             real = images[index]
             flips = torch.rand(batch, generator=_step_generator(options.seed, world.rank, step, 0)) < 0.5
             real = torch.where(flips.to(device)[:, None, None, None], real.flip(3), real)
-            real = (real.float() / 127.5 - 1.0).contiguous(memory_format=memory_format)
+            real = uint8_to_model(real).contiguous(memory_format=memory_format)
             z = prior.sample(batch, config.latent_dim, _step_generator(options.seed, world.rank, step, 1), device)
 
             # Discriminator: real → 1, fake → 0 (softplus form of the logistic loss).
