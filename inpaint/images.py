@@ -30,8 +30,17 @@ def find_images(root: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
     """All files under `root` (recursive, sorted): (image-named files, other files)."""
     root = Path(root)
     images, others = [], []
+    # Linked folders are followed, but each real folder is walked once: a link back up the tree
+    # (a cycle) or a second link to the same folder must not list the same files many times.
+    seen = {os.path.realpath(root)}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        keep = []
+        for name in sorted(d for d in dirnames if not d.startswith(".")):
+            real = os.path.realpath(os.path.join(dirpath, name))
+            if real not in seen:
+                seen.add(real)
+                keep.append(name)
+        dirnames[:] = keep
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
@@ -72,7 +81,13 @@ def normalise_mode(image: Image.Image, channels: int) -> Image.Image:
     mode = image.mode
     if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         array = np.asarray(image, dtype=np.float64)
-        top = 1.0 if mode == "F" and array.max(initial=0) <= 1.0 else (255.0 if array.max(initial=0) <= 255 else 65535.0)
+        if mode.startswith("I;16"):
+            # The file says 16 bits: scale by that, not by the brightest pixel (a dark 16-bit
+            # image whose maximum is <= 255 must stay dark, not be stretched to white).
+            top = 65535.0
+        else:
+            # 32-bit int and float images carry no range: guess it from the values.
+            top = 1.0 if mode == "F" and array.max(initial=0) <= 1.0 else (255.0 if array.max(initial=0) <= 255 else 65535.0)
         image = Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
         mode = "L"
     if mode == "P":

@@ -66,3 +66,40 @@ def tiny_checkpoint_path(tmp_path_factory) -> Path:
         generator(torch.rand(64, 12) * 2 - 1)
     path = tmp_path_factory.mktemp("checkpoint") / "tiny.safetensors"
     return save_checkpoint(path, generator, discriminator, LatentPrior("uniform"), {"steps": 0})
+
+
+# --- Small image-making helpers shared by the image, data and training tests -------------------
+
+EXIF_ORIENTATION = 0x0112
+
+
+def write_exif_jpeg(path: Path, pixels: np.ndarray, orientation: int) -> Path:
+    """Save `pixels` (H, W, 3) as a high-quality JPEG whose EXIF says how to display it upright."""
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    Image.fromarray(pixels).save(path, "JPEG", quality=95, exif=exif.tobytes())
+    return path
+
+
+def banded_rgb(width: int, height: int, along: str = "x") -> np.ndarray:
+    """Red, green and blue thirds, side by side (`along="x"`) or stacked top to bottom ("y")."""
+    pixels = np.zeros((height, width, 3), dtype=np.uint8)
+    length = width if along == "x" else height
+    for channel, (start, stop) in enumerate([(0, length // 3), (length // 3, 2 * length // 3), (2 * length // 3, length)]):
+        if along == "x":
+            pixels[:, start:stop, channel] = 255
+        else:
+            pixels[start:stop, :, channel] = 255
+    return pixels
+
+
+@pytest.fixture
+def exif_jpeg():
+    """Factory: exif_jpeg(path, pixels, orientation) writes an EXIF-oriented JPEG."""
+    return write_exif_jpeg
+
+
+@pytest.fixture
+def bands():
+    """Factory: bands(width, height, along) gives a red|green|blue banded RGB array."""
+    return banded_rgb
