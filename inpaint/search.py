@@ -45,6 +45,8 @@ class SearchProgress:
     iterations: int
     context_loss: torch.Tensor  # (N,) best restart's context loss so far
     current: torch.Tensor  # (N, C, S, S) G(z) of each image's current best restart, model space
+    restart_context_loss: torch.Tensor  # (N, k) every restart's context loss
+    restart_images: torch.Tensor  # (N, k, C, S, S) every restart's G(z), model space
 
 
 @dataclass
@@ -129,10 +131,10 @@ def search(
                 variable.clamp_(-1, 1)  # in place: z stays in the prior's support
         if callback is not None and ((iteration + 1) % settings.report_every == 0 or iteration + 1 == settings.iterations):
             with torch.no_grad():
-                per_image = context.detach().view(n, k)
-                best = per_image.argmin(1)
-                current = fake.detach().view(n, k, *fake.shape[1:])[torch.arange(n), best]
-            if callback(SearchProgress(iteration + 1, settings.iterations, per_image.min(1).values.cpu(), current.cpu())):
+                per_image = context.detach().view(n, k).cpu()
+                every = fake.detach().view(n, k, *fake.shape[1:]).cpu()
+                current = every[torch.arange(n), per_image.argmin(1)]
+            if callback(SearchProgress(iteration + 1, settings.iterations, per_image.min(1).values, current, per_image, every)):
                 break
 
     with torch.no_grad():
