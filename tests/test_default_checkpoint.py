@@ -1,0 +1,75 @@
+"""The shipped default face checkpoint: its metadata, and samples whose statistics are face-like."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from inpaint.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from inpaint.models import Generator
+from inpaint.sampling import generate, latents_for_seed
+
+
+@pytest.fixture(scope="module")
+def default():
+    return load_checkpoint(DEFAULT_CHECKPOINT)
+
+
+def face_statistics(pictures: torch.Tensor) -> dict[str, float]:
+    """Numbers that separate aligned faces from flat images and from noise; pictures in [0, 1]."""
+    n = pictures.shape[0]
+    flat = pictures.flatten(1)
+    mirrored = pictures.flip(-1).flatten(1)
+    centred, mirrored = flat - flat.mean(1, keepdim=True), mirrored - mirrored.mean(1, keepdim=True)
+    mirror_corr = (centred * mirrored).sum(1) / (centred.norm(dim=1) * mirrored.norm(dim=1) + 1e-8)
+    right = pictures[..., 1:].flatten(1)
+    left = pictures[..., :-1].flatten(1)
+    neighbour_corr = torch.stack([torch.corrcoef(torch.stack([left[i], right[i]]))[0, 1] for i in range(n)])
+    size = pictures.shape[-1]
+    centre = pictures[:, :, size * 3 // 8 : size * 5 // 8, size * 3 // 8 : size * 5 // 8]
+    return {
+        "within_image_std": float(flat.std(1).mean()),  # not a flat colour
+        "mirror_correlation": float(mirror_corr.nan_to_num(0).mean()),  # aligned faces are near-symmetric
+        "neighbour_correlation": float(neighbour_corr.nan_to_num(0).mean()),  # smooth, unlike noise
+        "spread_across_samples": float(pictures.std(0).mean()),  # different faces, not one
+        "centre_red_minus_blue": float((centre[:, 0] - centre[:, 2]).mean()),  # skin tones in the middle
+    }
+
+
+FACE_LIKE = {
+    "within_image_std": 0.12,
+    "mirror_correlation": 0.15,
+    "neighbour_correlation": 0.8,
+    "spread_across_samples": 0.15,
+    "centre_red_minus_blue": 0.05,
+}
+
+
+def failures(statistics: dict[str, float]) -> list[str]:
+    return [f"{name}={statistics[name]:.3f} < {low}" for name, low in FACE_LIKE.items() if not statistics[name] >= low]
+
+
+def test_metadata_describes_a_celeba_face_model(default):
+    assert default.config.image_size == 64 and default.config.channels == 3
+    assert default.metadata.get("content") == "faces"
+    training = default.training
+    assert training["data_name"] == "celeba"
+    assert training["images"] == 13183 and training["validation_images"] == 500
+    assert training["steps"] > 1000 and training["epochs"] > 5
+    assert 0 < training["frechet"] < 0.2
+    assert default.discriminator is not None
+
+
+def test_samples_are_face_like(default):
+    pictures = generate(default, latents_for_seed(default, 64, seed=0))
+    assert pictures.shape == (64, 3, 64, 64)
+    assert not failures(face_statistics(pictures))
+
+
+def test_the_statistics_reject_an_untrained_generator_and_noise(default):
+    torch.manual_seed(0)
+    untrained = Generator(default.config).eval()
+    with torch.no_grad():
+        flat = default.to_pixels(untrained(latents_for_seed(default, 64, seed=0)))
+    assert failures(face_statistics(flat))
+    assert failures(face_statistics(torch.rand(64, 3, 64, 64, generator=torch.Generator().manual_seed(0))))
