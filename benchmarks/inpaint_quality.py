@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -68,7 +69,7 @@ SWEEP_ITERATIONS = (100, 200, 300, 500, 1000, 2000)
 SWEEP_RESTARTS = (1, 2, 4, 8, 16)
 
 
-def sweep(checkpoint, faces: np.ndarray, lam: float, batch: int, out: Path, iteration_counts=SWEEP_ITERATIONS, restart_counts=SWEEP_RESTARTS) -> None:
+def sweep(checkpoint, faces: np.ndarray, base: SearchSettings, batch: int, out: Path, iteration_counts=SWEEP_ITERATIONS, restart_counts=SWEEP_RESTARTS) -> None:
     """Hole PSNR/SSIM of the raw fill (centre mask) for every iterations × restarts pair, from one
     search per batch with the most restarts and iterations: restarts are independent and Adam has no schedule,
     so the first k restarts at iteration t are exactly a k-restart search stopped at t (the
@@ -78,7 +79,7 @@ def sweep(checkpoint, faces: np.ndarray, lam: float, batch: int, out: Path, iter
     known = torch.from_numpy(~hole).float()[None, None]
     # report only as often as needed: copying every restart's G(z) out each iteration would cost more than the search
     every = math.gcd(*iteration_counts)
-    settings = SearchSettings(iterations=max(iteration_counts), restarts=max(restart_counts), lam=lam, report_every=every)
+    settings = replace(base, iterations=max(iteration_counts), restarts=max(restart_counts), report_every=every)
     table: dict[tuple[int, int], list[tuple[float, float]]] = {}
     started = time.perf_counter()
     for start in range(0, len(faces), batch):
@@ -105,7 +106,7 @@ def sweep(checkpoint, faces: np.ndarray, lam: float, batch: int, out: Path, iter
         cells = [np.mean(table[(iterations, k)], axis=0) for k in restart_counts]
         print(f"| {iterations} | " + " | ".join(f"{p:.2f} / {q:.3f}" for p, q in cells) + " |")
     rows = {f"{i}x{k}": np.mean(v, axis=0).round(4).tolist() for (i, k), v in table.items()}
-    (out / "sweep.json").write_text(json.dumps({"faces": len(faces), "lam": lam, "psnr_ssim_hole": rows}, indent=2))
+    (out / "sweep.json").write_text(json.dumps({"faces": len(faces), "lam": base.lam, "precision": base.precision, "psnr_ssim_hole": rows}, indent=2))
 
 
 def main() -> None:
@@ -117,6 +118,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--restarts", type=int)
     parser.add_argument("--lam", type=float)
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     parser.add_argument("--batch", type=int, default=64, help="faces per search batch")
     parser.add_argument("--masks", nargs="+", default=list(MASKS), choices=list(MASKS))
     parser.add_argument("--sweep", action="store_true", help="centre-mask hole PSNR/SSIM of the raw fill for iterations × restarts")
@@ -136,11 +138,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     base = SearchSettings()
     settings = SearchSettings(
-        iterations=args.iterations or base.iterations, restarts=args.restarts or base.restarts, lam=base.lam if args.lam is None else args.lam
+        iterations=args.iterations or base.iterations, restarts=args.restarts or base.restarts, lam=base.lam if args.lam is None else args.lam,
+        precision=args.precision,
     )
-    print(f"{len(kept)} faces from {args.data}; checkpoint {checkpoint.path}; λ {settings.lam}; {torch.get_num_threads()} threads")
+    print(f"{len(kept)} faces from {args.data}; checkpoint {checkpoint.path}; λ {settings.lam}; precision {settings.precision}; {torch.get_num_threads()} threads")
     if args.sweep:
-        sweep(checkpoint, faces, settings.lam, args.batch, out, args.sweep_iterations, args.sweep_restarts)
+        sweep(checkpoint, faces, settings, args.batch, out, args.sweep_iterations, args.sweep_restarts)
         return
 
     print(f"{settings.iterations} iterations × {settings.restarts} restarts")

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
+from inpaint.device import search_precision
 from inpaint.engine import fill_images
 from inpaint.masks import make_mask
 from inpaint.search import SearchSettings, search
@@ -22,10 +23,8 @@ from inpaint.search import SearchSettings, search
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "faces"
 
 
-def per_iteration_ms(checkpoint, batch: int, precision: str, channels_last: bool, iterations: int) -> float:
+def per_iteration_ms(checkpoint, batch: int, precision: str, iterations: int) -> float:
     size = checkpoint.config.image_size
-    for module in (checkpoint.generator, checkpoint.discriminator):
-        module.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     images = torch.rand(batch, checkpoint.config.channels, size, size) * 2 - 1
     known = torch.from_numpy(~make_mask("centre", size, size)).float()[None, None].repeat(batch, 1, 1, 1)
     settings = SearchSettings(iterations=3, restarts=1, precision=precision)
@@ -43,13 +42,12 @@ def main() -> None:
     args = parser.parse_args()
     checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {checkpoint.config.image_size}×{checkpoint.config.image_size}, checkpoint {checkpoint.path}")
-    print(f"\n{'batch':>6} {'fp32 ms/it':>11} {'bf16+CL ms/it':>14}")
+    print("\nms per search iteration (G and D forward and backward to z), channels_last")
+    print(f"{'batch':>6} {'fp32':>9} {'bf16':>9}")
     for batch in args.batches:
-        fp32 = per_iteration_ms(checkpoint, batch, "fp32", False, args.iterations)
-        bf16 = per_iteration_ms(checkpoint, batch, "bf16", True, args.iterations)
-        print(f"{batch:>6} {fp32:>11.1f} {bf16:>14.1f}")
-    for module in (checkpoint.generator, checkpoint.discriminator):
-        module.to(memory_format=torch.contiguous_format)
+        fp32 = per_iteration_ms(checkpoint, batch, "fp32", args.iterations)
+        bf16 = per_iteration_ms(checkpoint, batch, "bf16", args.iterations)
+        print(f"{batch:>6} {fp32:>9.1f} {bf16:>9.1f}", flush=True)
 
     defaults = SearchSettings()
     faces = sorted(EXAMPLES.glob("*.jpg"))
@@ -63,7 +61,8 @@ def main() -> None:
     started = time.perf_counter()
     fill_images(checkpoint, many, defaults)
     batch64 = time.perf_counter() - started
-    print(f"\ndefaults: {defaults.iterations} iterations × {defaults.restarts} restarts, fp32")
+    precision = search_precision(torch.device("cpu"), defaults.precision)
+    print(f"\ndefaults: {defaults.iterations} iterations × {defaults.restarts} restarts, precision {defaults.precision} = {precision}")
     print(f"fill one {size}×{size} face: {single:.1f} s")
     print(f"fill 64 faces in one batch: {batch64:.1f} s ({batch64 / 64:.2f} s per face)")
 

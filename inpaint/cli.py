@@ -51,7 +51,8 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     search.add_argument("--no-blend", action="store_true", help="paste the raw fill, without Poisson blending")
     search.add_argument("--crop", choices=CROP_MODES, default="auto", help="the square the model sees: auto (face detection for face models), face, context, whole")
     search.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    search.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    search.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                        help="auto (default): bf16 on a CPU with native bf16 support, else fp32")
 
 
 def _search_settings(args: argparse.Namespace):
@@ -66,10 +67,10 @@ def _search_settings(args: argparse.Namespace):
 
 def _load_for_search(args: argparse.Namespace):
     from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
-    from inpaint.device import check_precision, select_device
+    from inpaint.device import search_precision, select_device
 
     device = select_device(args.device)
-    check_precision(device, args.precision)
+    search_precision(device, args.precision)
     return load_checkpoint(checkpoint_or_default(args.checkpoint), device=device)
 
 
