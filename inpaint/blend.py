@@ -11,22 +11,25 @@ from __future__ import annotations
 
 import numpy as np
 
-_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
-
 
 def paste(image: np.ndarray, fill: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """The fill inside the hole, the image elsewhere. image/fill (H, W, C) float, hole (H, W) bool."""
     return np.where(hole[..., None], fill, image)
 
 
-def _neighbour(array: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """array shifted so that out[y, x] = array[y + dy, x + dx], zero where that is off the image."""
+def _neighbour_sum(array: np.ndarray) -> np.ndarray:
+    """Sum of each pixel's 4 neighbours, counting those off the image as zero."""
     out = np.zeros_like(array)
-    h, w = array.shape[:2]
-    ys, yd = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
-    xs, xd = (slice(dx, w), slice(0, w - dx)) if dx >= 0 else (slice(0, w + dx), slice(-dx, w))
-    out[yd, xd] = array[ys, xs]
+    out[:-1] += array[1:]
+    out[1:] += array[:-1]
+    out[:, :-1] += array[:, 1:]
+    out[:, 1:] += array[:, :-1]
     return out
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-channel inner product of two (H, W, C) arrays."""
+    return np.einsum("ijk,ijk->k", a, b)
 
 
 def poisson_blend(image: np.ndarray, fill: np.ndarray, hole: np.ndarray, tolerance: float = 1e-4) -> np.ndarray:
@@ -66,32 +69,28 @@ def _solve(image: np.ndarray, fill: np.ndarray, inside: np.ndarray, tolerance: f
             x = np.where(inside3, fill + correction.reshape(fill.shape), 0.0)
 
     ones = np.ones(inside.shape, dtype=np.float64)
-    degree = sum(_neighbour(ones, dy, dx) for dy, dx in _SHIFTS)[..., None]  # in-image neighbours
+    degree = _neighbour_sum(ones)[..., None]  # in-image neighbours
     known = np.where(inside3, 0.0, image)
-    rhs = degree * fill
-    for dy, dx in _SHIFTS:
-        rhs += _neighbour(known, dy, dx) - _neighbour(fill, dy, dx)
-    rhs = np.where(inside3, rhs, 0.0)
+    rhs = np.where(inside3, degree * fill - _neighbour_sum(fill) + _neighbour_sum(known), 0.0)
 
     def apply(v: np.ndarray) -> np.ndarray:
-        out = degree * v
-        for dy, dx in _SHIFTS:
-            out -= _neighbour(v, dy, dx)
-        return np.where(inside3, out, 0.0)
+        out = degree * v - _neighbour_sum(v)
+        out *= inside3
+        return out
 
     # Conjugate gradients, all channels at once (each channel is its own system).
     residual = rhs - apply(x)
     direction = residual.copy()
-    rr = (residual * residual).sum(axis=(0, 1))
-    stop = tolerance**2 * np.maximum((rhs * rhs).sum(axis=(0, 1)), 1e-30)
+    rr = _dot(residual, residual)
+    stop = tolerance**2 * np.maximum(_dot(rhs, rhs), 1e-30)
     for _ in range(10 * int(inside.sum() ** 0.5) + 100):
         if np.all(rr <= stop):
             break
         applied = apply(direction)
-        alpha = rr / np.maximum((direction * applied).sum(axis=(0, 1)), 1e-30)
+        alpha = rr / np.maximum(_dot(direction, applied), 1e-30)
         x += alpha * direction
         residual -= alpha * applied
-        rr_new = (residual * residual).sum(axis=(0, 1))
+        rr_new = _dot(residual, residual)
         direction = residual + (rr_new / np.maximum(rr, 1e-30)) * direction
         rr = rr_new
     return np.where(inside3, x, image)

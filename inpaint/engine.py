@@ -90,22 +90,35 @@ def _inside_image(shape: tuple[int, int], box: Box) -> np.ndarray:
     return ((rows >= 0) & (rows < shape[0]))[:, None] & ((cols >= 0) & (cols < shape[1]))[None, :]
 
 
-def _fill_canvas(prepared: _Prepared, fill: torch.Tensor, checkpoint: Checkpoint) -> np.ndarray:
-    """The model-size fill scaled to the box and laid on a full-size canvas (float, 0…255)."""
+def _hole_region(hole: np.ndarray) -> tuple[slice, slice]:
+    """The hole's bounding box plus the one-pixel ring of known pixels that Poisson blending
+    reads: the only part of the photo that finishing a fill touches (a small part of a big photo)."""
+    ys, xs = np.nonzero(hole)
+    return (slice(max(ys.min() - 1, 0), min(ys.max() + 2, hole.shape[0])),
+            slice(max(xs.min() - 1, 0), min(xs.max() + 2, hole.shape[1])))
+
+
+def _fill_canvas(prepared: _Prepared, fill: torch.Tensor, checkpoint: Checkpoint, region: tuple[slice, slice]) -> np.ndarray:
+    """The photo's pixels in `region` (float, 0…255) with the model-size fill, scaled to the box,
+    laid over them where the box covers the region."""
     pixels = checkpoint.to_pixels(fill).permute(1, 2, 0).numpy() * 255
     scaled = cv2.resize(pixels, (prepared.box.side, prepared.box.side), interpolation=cv2.INTER_CUBIC)
     scaled = scaled[..., None] if scaled.ndim == 2 else scaled
-    canvas = prepared.pixels.astype(np.float64).copy()
-    height, width = prepared.hole.shape
-    top, left = max(prepared.box.top, 0), max(prepared.box.left, 0)
-    bottom, right = min(prepared.box.bottom, height), min(prepared.box.right, width)
-    canvas[top:bottom, left:right] = scaled[top - prepared.box.top: bottom - prepared.box.top, left - prepared.box.left: right - prepared.box.left]
+    rows, cols = region
+    canvas = prepared.pixels[region].astype(np.float64)
+    top, left = max(prepared.box.top, rows.start), max(prepared.box.left, cols.start)
+    bottom, right = min(prepared.box.bottom, rows.stop), min(prepared.box.right, cols.stop)
+    if bottom > top and right > left:
+        canvas[top - rows.start: bottom - rows.start, left - cols.start: right - cols.start] = scaled[
+            top - prepared.box.top: bottom - prepared.box.top, left - prepared.box.left: right - prepared.box.left]
     return canvas
 
 
-def _to_output(prepared: _Prepared, pixels: np.ndarray) -> Image.Image:
-    """Back to the input's mode: alpha carried over, grayscale kept, anything else as RGB."""
-    array = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+def _to_output(prepared: _Prepared, region: tuple[slice, slice], pixels: np.ndarray) -> Image.Image:
+    """The photo with `region` replaced by `pixels` (float), back in the input's mode: alpha
+    carried over, grayscale kept, anything else as RGB."""
+    array = prepared.pixels.copy()
+    array[region] = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
     mode = prepared.original.mode
     if array.shape[2] == 1:
         result = Image.fromarray(array[..., 0], "L")
@@ -154,16 +167,18 @@ def fill_images(
     per_image = (time.perf_counter() - started) / len(todo)
     for i, (index, item) in enumerate(zip(todo, prepared)):
         t0 = time.perf_counter()
+        region = _hole_region(item.hole)
+        known, hole = item.pixels[region].astype(np.float64), item.hole[region]
         finished = []
         for fill in result.candidates[i]:
-            canvas = _fill_canvas(item, fill, checkpoint)
-            raw = paste(item.pixels.astype(np.float64), canvas, item.hole)
-            finished.append((raw, poisson_blend(item.pixels, canvas, item.hole) if blend else raw))
+            canvas = _fill_canvas(item, fill, checkpoint, region)
+            raw = paste(known, canvas, hole)
+            finished.append((raw, poisson_blend(known, canvas, hole) if blend else raw))
         raw_best, best = finished[0]
         outputs[index] = FillResult(
-            image=_to_output(item, best),
-            raw=_to_output(item, raw_best),
-            candidates=[_to_output(item, shown) for _, shown in finished],
+            image=_to_output(item, region, best),
+            raw=_to_output(item, region, raw_best),
+            candidates=[_to_output(item, region, shown) for _, shown in finished],
             context_loss=float(result.context_loss[i]),
             perceptual_loss=float(result.perceptual_loss[i]),
             candidate_losses=[float(v) for v in result.candidate_context_loss[i]],

@@ -57,6 +57,17 @@ def test_holes_at_the_border_and_the_context_crop(checkpoint):
     assert np.array_equal(np.asarray(image)[~hole], np.asarray(result.image)[~hole])
 
 
+def test_a_very_large_photo_is_inpainted_at_full_size(checkpoint):
+    image = photo(4000, 3000)  # 12 megapixels: only the square around the hole is resized for the model
+    hole = np.zeros((3000, 4000), dtype=bool)
+    hole[1400:1600, 2100:2400] = True
+    [result] = fill_images(checkpoint, [(image, hole)], FAST)
+    assert result.image.size == (4000, 3000) and result.framing == "context"
+    assert result.box.side < 1000  # the model's square is cut around the hole, not the whole photo
+    before, after = np.asarray(image), np.asarray(result.image)
+    assert np.array_equal(before[~hole], after[~hole]) and not np.array_equal(before[hole], after[hole])
+
+
 def test_empty_mask_returns_the_image_unchanged_with_a_notice(checkpoint):
     image = photo(40, 30)
     [result] = fill_images(checkpoint, [(image, np.zeros((30, 40), dtype=bool))], FAST)
