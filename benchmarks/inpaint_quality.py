@@ -69,44 +69,47 @@ SWEEP_ITERATIONS = (100, 200, 300, 500, 1000, 2000)
 SWEEP_RESTARTS = (1, 2, 4, 8, 16)
 
 
-def sweep(checkpoint, faces: np.ndarray, base: SearchSettings, batch: int, out: Path, iteration_counts=SWEEP_ITERATIONS, restart_counts=SWEEP_RESTARTS) -> None:
-    """Hole PSNR/SSIM of the raw fill (centre mask) for every iterations × restarts pair, from one
+def sweep(checkpoint, faces: np.ndarray, base: SearchSettings, batch: int, out: Path, kinds=("centre",), iteration_counts=SWEEP_ITERATIONS, restart_counts=SWEEP_RESTARTS) -> None:
+    """Hole PSNR/SSIM of the raw fill for every iterations × restarts pair, per mask kind, from one
     search per batch with the most restarts and iterations: restarts are independent and Adam has no schedule,
     so the first k restarts at iteration t are exactly a k-restart search stopped at t (the
     restarts' seeded starting points aside)."""
     size = faces.shape[1]
-    hole = make_mask("centre", size, size)
-    known = torch.from_numpy(~hole).float()[None, None]
     # report only as often as needed: copying every restart's G(z) out each iteration would cost more than the search
     every = math.gcd(*iteration_counts)
     settings = replace(base, iterations=max(iteration_counts), restarts=max(restart_counts), report_every=every)
-    table: dict[tuple[int, int], list[tuple[float, float]]] = {}
-    started = time.perf_counter()
-    for start in range(0, len(faces), batch):
-        chunk = faces[start : start + batch]
-        images = torch.from_numpy(chunk).permute(0, 3, 1, 2).float() / 255
+    summary = {}
+    for kind in kinds:
+        holes = np.stack([make_mask(kind, size, size, seed=i, **MASKS[kind]) for i in range(len(faces))])
+        table: dict[tuple[int, int], list[tuple[float, float]]] = {}
+        started = time.perf_counter()
+        for start in range(0, len(faces), batch):
+            chunk, chunk_holes = faces[start : start + batch], holes[start : start + batch]
+            images = torch.from_numpy(chunk).permute(0, 3, 1, 2).float() / 255
+            known = torch.from_numpy(~chunk_holes).float()[:, None]
 
-        def record(progress) -> None:
-            if progress.iteration not in iteration_counts:
-                return
-            for k in restart_counts:
-                best = progress.restart_context_loss[:, :k].argmin(1)
-                fills = checkpoint.to_pixels(progress.restart_images[torch.arange(len(chunk)), best])
-                fills = (fills.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
-                for original, fill in zip(chunk, fills):
-                    completed = np.where(hole[..., None], fill, original)
-                    table.setdefault((progress.iteration, k), []).append((psnr(original, completed, hole), ssim(original, completed, hole)))
+            def record(progress) -> None:
+                if progress.iteration not in iteration_counts:
+                    return
+                for k in restart_counts:
+                    best = progress.restart_context_loss[:, :k].argmin(1)
+                    fills = checkpoint.to_pixels(progress.restart_images[torch.arange(len(chunk)), best])
+                    fills = (fills.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+                    for original, fill, hole in zip(chunk, fills, chunk_holes):
+                        completed = np.where(hole[..., None], fill, original)
+                        table.setdefault((progress.iteration, k), []).append((psnr(original, completed, hole), ssim(original, completed, hole)))
 
-        search(checkpoint, checkpoint.from_pixels(images), known.repeat(len(chunk), 1, 1, 1), settings, record)
-        print(f"  searched {min(start + batch, len(faces))}/{len(faces)} faces, {time.perf_counter() - started:.0f} s", flush=True)
-    print(f"\ncentre mask, raw fill, {len(faces)} faces: hole PSNR (dB) / hole SSIM; rows iterations, columns restarts")
-    print("| iterations | " + " | ".join(f"{k} restarts" for k in restart_counts) + " |")
-    print("|---" * (len(restart_counts) + 1) + "|")
-    for iterations in iteration_counts:
-        cells = [np.mean(table[(iterations, k)], axis=0) for k in restart_counts]
-        print(f"| {iterations} | " + " | ".join(f"{p:.2f} / {q:.3f}" for p, q in cells) + " |")
-    rows = {f"{i}x{k}": np.mean(v, axis=0).round(4).tolist() for (i, k), v in table.items()}
-    (out / "sweep.json").write_text(json.dumps({"faces": len(faces), "lam": base.lam, "precision": base.precision, "psnr_ssim_hole": rows}, indent=2))
+            search(checkpoint, checkpoint.from_pixels(images), known, settings, record)
+            print(f"  {kind}: searched {min(start + batch, len(faces))}/{len(faces)} faces, {time.perf_counter() - started:.0f} s", flush=True)
+        print(f"\n{kind} mask, raw fill, {len(faces)} faces: hole PSNR (dB) / hole SSIM; rows iterations, columns restarts")
+        print("| iterations | " + " | ".join(f"{k} restarts" for k in restart_counts) + " |")
+        print("|---" * (len(restart_counts) + 1) + "|")
+        for iterations in iteration_counts:
+            cells = [np.mean(table[(iterations, k)], axis=0) for k in restart_counts]
+            print(f"| {iterations} | " + " | ".join(f"{p:.2f} / {q:.3f}" for p, q in cells) + " |")
+        summary[kind] = {f"{i}x{k}": np.mean(v, axis=0).round(4).tolist() for (i, k), v in table.items()}
+    (out / "sweep.json").write_text(json.dumps({"faces": len(faces), "lam": base.lam, "precision": base.precision,
+                                                "neighbourhood": base.neighbourhood, "psnr_ssim_hole": summary}, indent=2))
 
 
 def main() -> None:
@@ -120,8 +123,9 @@ def main() -> None:
     parser.add_argument("--lam", type=float)
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     parser.add_argument("--batch", type=int, default=64, help="faces per search batch")
-    parser.add_argument("--masks", nargs="+", default=list(MASKS), choices=list(MASKS))
-    parser.add_argument("--sweep", action="store_true", help="centre-mask hole PSNR/SSIM of the raw fill for iterations × restarts")
+    parser.add_argument("--masks", nargs="+", choices=list(MASKS), help="mask kinds (default: all four; centre for --sweep)")
+    parser.add_argument("--neighbourhood", default="auto", help="window of the context weighting: auto (scaled to the hole) or an odd size such as 7")
+    parser.add_argument("--sweep", action="store_true", help="hole PSNR/SSIM of the raw fill for iterations × restarts (for --masks, default centre)")
     parser.add_argument("--sweep-iterations", type=int, nargs="+", default=list(SWEEP_ITERATIONS))
     parser.add_argument("--sweep-restarts", type=int, nargs="+", default=list(SWEEP_RESTARTS))
     parser.add_argument("--out", default="out/quality")
@@ -139,11 +143,12 @@ def main() -> None:
     base = SearchSettings()
     settings = SearchSettings(
         iterations=args.iterations or base.iterations, restarts=args.restarts or base.restarts, lam=base.lam if args.lam is None else args.lam,
-        precision=args.precision,
+        precision=args.precision, neighbourhood=args.neighbourhood if args.neighbourhood == "auto" else int(args.neighbourhood),
     )
-    print(f"{len(kept)} faces from {args.data}; checkpoint {checkpoint.path}; λ {settings.lam}; precision {settings.precision}; {torch.get_num_threads()} threads")
+    print(f"{len(kept)} faces from {args.data}; checkpoint {checkpoint.path}; λ {settings.lam}; precision {settings.precision}; "
+          f"neighbourhood {settings.neighbourhood}; {torch.get_num_threads()} threads")
     if args.sweep:
-        sweep(checkpoint, faces, settings, args.batch, out, args.sweep_iterations, args.sweep_restarts)
+        sweep(checkpoint, faces, settings, args.batch, out, args.masks or ["centre"], args.sweep_iterations, args.sweep_restarts)
         return
 
     print(f"{settings.iterations} iterations × {settings.restarts} restarts")
@@ -155,7 +160,7 @@ def main() -> None:
     except ImportError:
         descriptors_of = None
     results = {}
-    for kind in args.masks:
+    for kind in args.masks or list(MASKS):
         holes = [make_mask(kind, size, size, seed=i, **MASKS[kind]) for i in range(len(faces))]
         started = time.perf_counter()
         raw, blended = fill_ours(checkpoint, faces, holes, settings, args.batch)

@@ -46,6 +46,8 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     search.add_argument("--restarts", type=int, default=defaults.restarts, help=f"random starts per image, ranked by context loss (default {defaults.restarts})")
     search.add_argument("--lam", type=float, default=defaults.lam, help=f"weight λ of the perceptual (discriminator) loss (default {defaults.lam})")
     search.add_argument("--lr", type=float, default=defaults.lr, help=f"Adam learning rate on z (default {defaults.lr})")
+    search.add_argument("--neighbourhood", default="auto", type=_neighbourhood,
+                        help="window of the context weighting W: auto (default: grows with the hole, at least 7) or an odd size, e.g. 7 as in the paper")
     search.add_argument("--constraint", choices=CONSTRAINTS, default=defaults.constraint, help="keep z in [-1, 1] by clipping (default) or tanh")
     search.add_argument("--seed", type=int, default=0, help="seed of the restarts and generated masks (default 0)")
     search.add_argument("--no-blend", action="store_true", help="paste the raw fill, without Poisson blending")
@@ -55,6 +57,14 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto (default): bf16 on a CPU with native bf16 support, else fp32")
 
 
+def _neighbourhood(text: str) -> int | str:
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1 or int(text) % 2 == 0:
+        raise argparse.ArgumentTypeError(f"must be auto or an odd number of pixels, not {text!r}")
+    return int(text)
+
+
 def _search_settings(args: argparse.Namespace):
     from inpaint.search import SearchSettings
 
@@ -62,7 +72,8 @@ def _search_settings(args: argparse.Namespace):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be at least 1")
     return SearchSettings(iterations=args.iterations, restarts=args.restarts, lam=args.lam, lr=args.lr,
-                          seed=args.seed, constraint=args.constraint, precision=args.precision)
+                          seed=args.seed, constraint=args.constraint, precision=args.precision,
+                          neighbourhood=args.neighbourhood)
 
 
 def _load_for_search(args: argparse.Namespace):

@@ -9,7 +9,7 @@ from inpaint.checkpoint import Checkpoint
 from inpaint.latent import LatentPrior
 from inpaint.masks import make_mask
 from inpaint.models import Discriminator, Generator, ModelConfig
-from inpaint.search import SearchSettings, context_weights, search
+from inpaint.search import SearchSettings, context_weights, hole_neighbourhood, search, weights_for
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,27 @@ def test_the_paper_weighting_in_7x7():
     assert torch.allclose(w[7, 15], torch.tensor(21 / 49))  # above the hole's edge: 3 rows × 7 missing
     assert torch.allclose(w[5, 15], torch.tensor(7 / 49))  # 3 rows up: one row of 7 missing
     assert w[4, 15] == 0 and w[3, 3] == 0
+
+
+def test_the_window_grows_with_the_hole_and_never_drops_below_7x7():
+    def known(kind: str, size: int = 64) -> torch.Tensor:
+        return torch.from_numpy(~make_mask(kind, size, size)).float()[None]
+
+    dot = torch.ones(1, 64, 64)
+    dot[0, 30, 30] = 0
+    assert hole_neighbourhood(dot) == 7  # a one-pixel hole keeps the paper's window
+    assert hole_neighbourhood(known("centre")) == 33  # the 32×32 hole's middle is 16 pixels from context
+    assert hole_neighbourhood(known("half")) == 65  # the far edge of a half is 32 pixels from the cut
+    assert hole_neighbourhood(known("centre", 32)) == 17  # the same mask at half the size: half the window
+    assert hole_neighbourhood(torch.ones(1, 64, 64)) == 7 and hole_neighbourhood(torch.zeros(1, 64, 64)) == 7
+    # In a batch every mask gets its own window; a fixed size gives the paper's W for all of them.
+    batch = torch.stack([known("centre"), known("half"), dot])
+    auto = weights_for(batch)
+    for mask, w in zip(batch, auto):
+        assert torch.equal(w, context_weights(mask[None], hole_neighbourhood(mask))[0])
+    assert torch.equal(weights_for(batch, 7), context_weights(batch, 7))
+    # The wider window reaches the known pixels 10 columns from the cut, where 7×7 gives them nothing.
+    assert auto[1, 0, 32, 42] > 0 and context_weights(batch[1:2], 7)[0, 0, 32, 42] == 0
 
 
 def _faces(n: int) -> tuple[torch.Tensor, torch.Tensor]:
