@@ -26,6 +26,7 @@ import torch
 
 from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
 from inpaint.engine import fill_images
+from inpaint.fileio import write_text_atomic
 from inpaint.grids import save_grid
 from inpaint.images import find_images
 from inpaint.masks import make_mask
@@ -159,8 +160,15 @@ def main() -> None:
             return face_descriptors(torch.from_numpy(images).permute(0, 3, 1, 2))
     except ImportError:
         descriptors_of = None
-    results = {}
+    # results are saved after every mask kind; a rerun with the same settings and faces skips finished kinds
+    results_file = out / "results.json"
+    header = json.loads(json.dumps({"settings": settings.__dict__, "faces": len(faces)}))  # as it reads back
+    earlier = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    results = earlier.get("results", {}) if {k: earlier.get(k) for k in header} == header else {}
     for kind in args.masks or list(MASKS):
+        if kind in results:
+            print(f"{kind}: already in {results_file}, skipped")
+            continue
         holes = [make_mask(kind, size, size, seed=i, **MASKS[kind]) for i in range(len(faces))]
         started = time.perf_counter()
         raw, blended = fill_ours(checkpoint, faces, holes, settings, args.batch)
@@ -179,7 +187,8 @@ def main() -> None:
         rows = [faces[:shown], masked, telea[:shown], raw[:shown], blended[:shown]]
         grid = torch.from_numpy(np.stack([image for row in rows for image in row])).permute(0, 3, 1, 2).float() / 255
         save_grid(grid, out / f"grid-{kind}.png", columns=shown)
-    (out / "results.json").write_text(json.dumps({"settings": settings.__dict__, "faces": len(faces), "results": results}, indent=2))
+        write_text_atomic(results_file, json.dumps({**header, "results": results}, indent=2))
+        print(f"{kind}: {len(faces)} faces, {ours_seconds:.2f} s per face", flush=True)
 
     print(f"\n| mask | method | PSNR | PSNR hole | SSIM | SSIM hole | Fréchet |")
     print("|---|---|---|---|---|---|---|")
