@@ -117,6 +117,13 @@ def test_training_command_round_trips_through_the_parser():
     assert parsed == options
 
 
+def test_the_shipped_command_stops_at_the_snapshot_step():
+    options = TrainOptions(data="faces", out="runs/x", minutes=45.0, epochs=3.0)
+    words = shlex.split(options_as_command(options, steps=7380))
+    assert "--minutes" not in words and "--epochs" not in words
+    assert words[words.index("--steps") + 1] == "7380"
+
+
 def test_nearest_training_images_finds_exact_copies():
     training = torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8)
     samples = training[[7, 31]].float() / 255

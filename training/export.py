@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,12 @@ from training.run_dir import StatsLog
 STORAGE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def options_as_command(options: TrainOptions) -> str:
-    """The `inpaint train` command line that reproduces these options (non-defaults only)."""
+def options_as_command(options: TrainOptions, steps: int | None = None) -> str:
+    """The `inpaint train` command line that reproduces these options (non-defaults only). With
+    `steps`, the run stops after exactly that many steps instead of its own stop rule: the options
+    of a resumed run carry the last session's limit (say `--minutes 45`), not the snapshot's step."""
+    if steps is not None:
+        options = replace(options, epochs=None, minutes=None, steps=steps)
     defaults = TrainOptions()
     words = ["inpaint", "train"]
     for name, value in options.to_dict().items():
@@ -79,7 +84,7 @@ def export_run(
     weights = best if best.is_file() else resolve_checkpoint_path(run_dir)
     source = load_checkpoint(weights)
     training = dict(source.training)
-    training["training_command"] = options_as_command(options)
+    training["training_command"] = options_as_command(options, steps=training.get("steps"))
     training["source_snapshot"] = weights.name
     records = StatsLog(run_dir).read()
     training["frechet_history"] = [{"step": r["step"], "frechet": r["frechet"], **({"frechet_raw": r["frechet_raw"]} if "frechet_raw" in r else {})} for r in records if r.get("event") == "eval"]

@@ -278,7 +278,7 @@ def _model_tab(models: Models, model: gr.Dropdown) -> None:
         lines = [
             f"**{model_name}**: `{checkpoint.path}`",
             "",
-            "| | |", "|---|---|",
+            "| property | value |", "|---|---|",
             f"| architecture | DCGAN {config['image_size']}×{config['image_size']}, {config['channels']} channel(s), z of {config['latent_dim']} ({meta.get('latent_prior', {}).get('kind', 'uniform')}), widths G {config['g_width']} / D {config['d_width']} |",
             f"| data | {training.get('data_name', '?')}: {training.get('images', '?')} images" + (f", {training['validation_images']} held out" if training.get("validation_images") else "") + " |",
             f"| training | {training.get('steps', '?')} steps, {training.get('epochs', '?')} epochs, {training.get('wall_seconds', 0) / 60:.0f} min on {training.get('device', '?')} |",
