@@ -203,13 +203,13 @@ def _edit_tab(models: Models, model: gr.Dropdown) -> None:
         concept_seeds, concept_photos = [], []
         for name, hint in (("A", "e.g. smiling women"), ("B", "e.g. neutral women"), ("C", "e.g. neutral men")):
             with gr.Column():
-                concept_seeds.append(gr.Textbox(label=f"Concept {name}: seeds", placeholder=hint))
+                concept_seeds.append(gr.Textbox(label=f"Concept {name}: seeds", placeholder=hint, elem_id=f"concept-{name.lower()}"))
                 concept_photos.append(gr.Image(type="pil", label=f"or a photo for {name} (projected)", height=120, sources=("upload",)))
     with gr.Row():
         variations = gr.Slider(0, 15, value=7, step=1, label="Variations")
         noise = gr.Slider(0.0, 1.0, value=0.25, step=0.05, label="Variation noise")
-        compute = gr.Button("A − B + C", variant="primary")
-    equation = gr.Image(label="A, B, C and A − B + C", format="png", interactive=False)
+        compute = gr.Button("A − B + C", variant="primary", elem_id="arithmetic")
+    equation = gr.Image(label="A, B, C and A − B + C", format="png", interactive=False, elem_id="equation")
     results = gr.Gallery(label="A − B + C and its variations", columns=8, height=200, format="png")
     gr.Markdown("### Interpolation")
     with gr.Row():

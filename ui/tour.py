@@ -1,4 +1,5 @@
-"""A tour of the app in a real browser: upload a face, paint over the eyes, inpaint, interpolate.
+"""A tour of the app in a real browser: upload a face, paint over the eyes, inpaint, do concept
+arithmetic, interpolate.
 
 Used by the browser test, and to make the screenshots in docs/:
   python -m ui.tour --out docs/screenshots        # launches the app with the default checkpoint
@@ -15,7 +16,9 @@ from pathlib import Path
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "faces" / "142124.jpg"
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "faces" / "144513.jpg"
+# seeds of the default model's samples: smiling women − neutral women + neutral men
+CONCEPTS = {"a": "0, 6, 16", "b": "7, 9, 24", "c": "3, 17, 42"}
 
 
 def tour(url: str, out: Path, photo: Path = EXAMPLE, timeout_ms: int = 300_000) -> list[Path]:
@@ -59,6 +62,10 @@ def tour(url: str, out: Path, photo: Path = EXAMPLE, timeout_ms: int = 300_000) 
         page.get_by_role("tab", name="Edit").click()
         page.locator("#show-samples").click()
         page.wait_for_selector("#samples img", timeout=timeout_ms)
+        for box, seeds in CONCEPTS.items():
+            page.locator(f"#concept-{box} textarea").fill(seeds)
+        page.locator("#arithmetic").click()
+        page.wait_for_selector("#equation img", timeout=timeout_ms)
         page.locator("#interpolate").click()
         page.wait_for_selector("#strip img", timeout=timeout_ms)
         page.wait_for_timeout(500)
