@@ -31,7 +31,7 @@ from inpaint.grids import save_grid
 from inpaint.images import find_images
 from inpaint.masks import make_mask
 from inpaint.metrics import psnr, ssim
-from inpaint.search import SearchSettings, search
+from inpaint.search import SearchSettings, parse_neighbourhood, search
 from training.data import decode_images
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "faces"
@@ -109,8 +109,8 @@ def sweep(checkpoint, faces: np.ndarray, base: SearchSettings, batch: int, out: 
             cells = [np.mean(table[(iterations, k)], axis=0) for k in restart_counts]
             print(f"| {iterations} | " + " | ".join(f"{p:.2f} / {q:.3f}" for p, q in cells) + " |")
         summary[kind] = {f"{i}x{k}": np.mean(v, axis=0).round(4).tolist() for (i, k), v in table.items()}
-    (out / "sweep.json").write_text(json.dumps({"faces": len(faces), "lam": base.lam, "precision": base.precision,
-                                                "neighbourhood": base.neighbourhood, "psnr_ssim_hole": summary}, indent=2))
+    write_text_atomic(out / "sweep.json", json.dumps({"faces": len(faces), "lam": base.lam, "precision": base.precision,
+                                                      "neighbourhood": base.neighbourhood, "psnr_ssim_hole": summary}, indent=2))
 
 
 def main() -> None:
@@ -144,7 +144,7 @@ def main() -> None:
     base = SearchSettings()
     settings = SearchSettings(
         iterations=args.iterations or base.iterations, restarts=args.restarts or base.restarts, lam=base.lam if args.lam is None else args.lam,
-        precision=args.precision, neighbourhood=args.neighbourhood if args.neighbourhood == "auto" else int(args.neighbourhood),
+        precision=args.precision, neighbourhood=parse_neighbourhood(args.neighbourhood),
     )
     print(f"{len(kept)} faces from {args.data}; checkpoint {checkpoint.path}; λ {settings.lam}; precision {settings.precision}; "
           f"neighbourhood {settings.neighbourhood}; {torch.get_num_threads()} threads")

@@ -58,11 +58,12 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _neighbourhood(text: str) -> int | str:
-    if text == "auto":
-        return text
-    if not text.isdigit() or int(text) < 1 or int(text) % 2 == 0:
-        raise argparse.ArgumentTypeError(f"must be auto or an odd number of pixels, not {text!r}")
-    return int(text)
+    from inpaint.search import parse_neighbourhood
+
+    try:
+        return parse_neighbourhood(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _search_settings(args: argparse.Namespace):

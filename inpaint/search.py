@@ -86,6 +86,15 @@ def hole_neighbourhood(known: torch.Tensor, smallest: int = 7) -> int:
     return max(smallest, 2 * math.ceil(reach) + 1)
 
 
+def parse_neighbourhood(text: str) -> int | str:
+    """A window setting as typed by a user: "auto" or an odd number of pixels."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1 or int(text) % 2 == 0:
+        raise ValueError(f"must be auto or an odd number of pixels, not {text!r}")
+    return int(text)
+
+
 def weights_for(known: torch.Tensor, neighbourhood: int | str = "auto") -> torch.Tensor:
     """W for a batch of masks (N, 1, H, W), each with its own window when `neighbourhood` is "auto"."""
     if neighbourhood != "auto":

@@ -9,7 +9,7 @@ from inpaint.checkpoint import Checkpoint
 from inpaint.latent import LatentPrior
 from inpaint.masks import make_mask
 from inpaint.models import Discriminator, Generator, ModelConfig
-from inpaint.search import SearchSettings, context_weights, hole_neighbourhood, search, weights_for
+from inpaint.search import SearchSettings, context_weights, hole_neighbourhood, parse_neighbourhood, search, weights_for
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,13 @@ def test_the_window_grows_with_the_hole_and_never_drops_below_7x7():
     assert torch.equal(weights_for(batch, 7), context_weights(batch, 7))
     # The wider window reaches the known pixels 10 columns from the cut, where 7×7 gives them nothing.
     assert auto[1, 0, 32, 42] > 0 and context_weights(batch[1:2], 7)[0, 0, 32, 42] == 0
+
+
+def test_window_settings_are_auto_or_odd():
+    assert parse_neighbourhood("auto") == "auto" and parse_neighbourhood("7") == 7
+    for bad in ("8", "0", "-7", "wide"):
+        with pytest.raises(ValueError, match="odd"):
+            parse_neighbourhood(bad)
 
 
 def _faces(n: int) -> tuple[torch.Tensor, torch.Tensor]:
