@@ -5,6 +5,11 @@ folder (`model.safetensors` beside its model card) or a training run (its newest
 `checkpoints/`). Loading never unpickles anything: safetensors holds only tensors, and everything
 needed to rebuild the networks (format version, architecture, latent prior, pixel normalisation)
 is in the metadata. Training summary facts ride along for model cards and the app.
+
+A face model may also carry its face framing (`framing`: where its training faces' landmarks sit,
+see inpaint.locate) and a framer (`framer.*` tensors, settings under `framer`; see
+inpaint.framer). Both are optional additions within format version 1: a reader that does not know
+them ignores them, and a checkpoint without them is framed the older way.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from safetensors.torch import save_file
 import inpaint
 from inpaint.errors import UserError
 from inpaint.fileio import atomic_path
+from inpaint.framer import Framer, FramerConfig, FramerNet
 from inpaint.latent import LatentPrior
 from inpaint.models import Discriminator, Generator, ModelConfig
 
@@ -56,6 +62,7 @@ class Checkpoint:
     generator: Generator
     discriminator: Discriminator | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    framer: Framer | None = None
 
     @property
     def training(self) -> dict[str, Any]:
@@ -114,10 +121,14 @@ def save_checkpoint(
     training: dict[str, Any] | None = None,
     weights_dtype: torch.dtype = torch.float32,
     content: str | None = None,
+    framing: dict[str, Any] | None = None,
+    framer: FramerNet | None = None,
 ) -> Path:
     """Write G (and D) with full metadata, atomically. Floating weights are stored as
     `weights_dtype` (float32 by default) and always loaded back as float32. `content` says what
-    the model draws ("faces" makes the engine look for faces to frame the crop)."""
+    the model draws ("faces" makes the engine look for faces to frame the crop); `framing` is a
+    face model's measured framing (inpaint.locate.FaceTemplate.to_metadata) and `framer` its
+    framer network."""
     config = generator.config
     metadata = {
         "format": FORMAT_NAME,
@@ -131,9 +142,14 @@ def save_checkpoint(
     }
     if content:
         metadata["content"] = content
+    if framing:
+        metadata["framing"] = framing
     tensors = _prefixed_state("generator.", generator, weights_dtype)
     if discriminator is not None:
         tensors.update(_prefixed_state("discriminator.", discriminator, weights_dtype))
+    if framer is not None:
+        metadata["framer"] = framer.config.to_dict()
+        tensors.update(_prefixed_state("framer.", framer, weights_dtype))
     header = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
@@ -190,6 +206,9 @@ def load_checkpoint(
     discriminator = None
     if with_discriminator and metadata.get("has_discriminator", True):
         discriminator = _build(weights, Discriminator(config), tensors, "discriminator.")
+    framer = None
+    if "framer" in metadata and any(key.startswith("framer.") for key in tensors):
+        framer = Framer(_build(weights, FramerNet(FramerConfig.from_dict(metadata["framer"])), tensors, "framer."))
     return Checkpoint(
         path=weights,
         config=config,
@@ -197,7 +216,15 @@ def load_checkpoint(
         generator=generator.to(device),
         discriminator=discriminator.to(device) if discriminator is not None else None,
         metadata=metadata,
+        framer=framer,
     )
+
+
+def stored_dtype(path: str | Path) -> torch.dtype:
+    """The precision a checkpoint's generator weights are stored in."""
+    with safe_open(str(resolve_checkpoint_path(path)), framework="pt", device="cpu") as handle:
+        key = next(k for k in handle.keys() if k.startswith("generator.") and k.endswith("weight"))
+        return handle.get_tensor(key).dtype
 
 
 def _build(weights: Path, module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str):

@@ -39,18 +39,14 @@ class ImageSet:
 
 
 class _DecodeFiles(Dataset):
-    def __init__(self, files: list[Path], image_size: int, channels: int) -> None:
+    def __init__(self, files: list[Path], image_size: int, channels: int, context: float = 1.0) -> None:
         self.files = files
         self.channels = channels
         self.image_size = image_size
         # Resize the short side, then centre-crop: the standard DCGAN framing.
-        self.transform = v2.Compose(
-            [
-                v2.PILToTensor(),
-                v2.Resize(image_size, antialias=True),
-                v2.CenterCrop(image_size),
-            ]
-        )
+        self.resize = v2.Compose([v2.PILToTensor(), v2.Resize(image_size, antialias=True)])
+        self.context = context_side(image_size, context) if context != 1.0 else None
+        self.crop = v2.CenterCrop(self.context or image_size)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -60,7 +56,19 @@ class _DecodeFiles(Dataset):
             image = load_image(self.files[index], self.channels, draft_size=self.image_size)
         except UserError as error:
             return index, None, str(error)
-        return index, self.transform(image).contiguous(), ""
+        resized = self.resize(image)
+        if self.context is None:
+            return index, self.crop(resized).contiguous(), ""
+        # A wider square around the same centre; where it reaches past the image, the extra
+        # channel says so (255 = image, 0 = padding).
+        valid = torch.full((1, *resized.shape[1:]), 255, dtype=torch.uint8)
+        return index, self.crop(torch.cat([resized, valid])).contiguous(), ""
+
+
+def context_side(image_size: int, context: float) -> int:
+    """The side of a square `context` times as wide as the model's, with the model's square
+    exactly in its middle (an even margin)."""
+    return image_size + 2 * max(0, round((context - 1) * image_size / 2))
 
 
 def _keep_as_list(batch: list) -> list:
@@ -74,17 +82,21 @@ def decode_images(
     workers: int | None = None,
     show_progress: bool = True,
     warn=print,
+    context: float = 1.0,
 ) -> tuple[torch.Tensor, list[Path], list[tuple[Path, str]]]:
-    """Decode files to (N, C, S, S) uint8: (images, files kept, (file, problem) skipped)."""
+    """Decode files to (N, C, S, S) uint8: (images, files kept, (file, problem) skipped). With
+    `context` > 1, each keeps its surroundings in a square `context` times as wide, with an extra
+    validity channel: (N, C + 1, K, K), the model's square in the middle."""
     if workers is None:
         workers = min(4, os.cpu_count() or 1) if len(files) > 256 else 0
     loader = DataLoader(
-        _DecodeFiles(files, image_size, channels),
+        _DecodeFiles(files, image_size, channels, context),
         batch_size=64,
         num_workers=workers,
         collate_fn=_keep_as_list,
     )
-    images = torch.empty(len(files), channels, image_size, image_size, dtype=torch.uint8)
+    side = context_side(image_size, context)
+    images = torch.empty(len(files), channels + (context != 1.0), side, side, dtype=torch.uint8)
     kept = torch.zeros(len(files), dtype=torch.bool)
     skipped: list[tuple[Path, str]] = []
     progress = tqdm(total=len(files), desc="decoding images", unit="img", disable=not show_progress, leave=False)

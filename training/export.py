@@ -6,6 +6,10 @@
   losses.png          losses, D outputs and Fréchet scores over training
   nearest.png         16 samples (left) beside their nearest training images by pixel distance
   card.json           every fact for the model card (README.md beside it), machine-readable
+
+For a face model (`--content faces`), the face framing of its training images (where dlib's
+landmarks sit in the model's square, inpaint.locate.FaceTemplate) is measured on up to 1,000 of
+them and stored in the checkpoint. Its framer is trained afterwards by `inpaint train-framer`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from inpaint.checkpoint import BEST_FILE, model_to_unit, SNAPSHOT_DIR, WEIGHTS_F
 from inpaint.errors import UserError
 from inpaint.fileio import write_text_atomic
 from inpaint.grids import save_grid
+from inpaint.locate import measure_template
 from inpaint.sampling import generate, latents_for_seed
 from training.data import load_image_folder
 from training.options import TrainOptions, load_options
@@ -88,8 +93,17 @@ def export_run(
     training["source_snapshot"] = weights.name
     records = StatsLog(run_dir).read()
     training["frechet_history"] = [{"step": r["step"], "frechet": r["frechet"], **({"frechet_raw": r["frechet_raw"]} if "frechet_raw" in r else {})} for r in records if r.get("event") == "eval"]
+    data_dir = data or options.data
+    if not Path(data_dir).is_dir():
+        raise UserError(f"{data_dir}: training data not found; pass --data to draw the nearest-neighbour grid")
+    images = load_image_folder(data_dir, options.image_size, options.channels, show_progress=show_progress, warn=lambda m: None, holdout=options.val_count)
+    framing = None
+    if content == "faces":
+        pick = torch.linspace(0, len(images) - 1, min(1000, len(images))).long()
+        faces = images.images[pick].permute(0, 2, 3, 1).expand(-1, -1, -1, 3).contiguous().numpy()
+        framing = measure_template(faces).to_metadata()
     out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out / WEIGHTS_FILE, source.generator, source.discriminator, source.prior, training, STORAGE_DTYPES[storage], content)
+    save_checkpoint(out / WEIGHTS_FILE, source.generator, source.discriminator, source.prior, training, STORAGE_DTYPES[storage], content, framing)
     stored = load_checkpoint(out)
     facts = {
         "training": training,
@@ -103,15 +117,12 @@ def export_run(
     }
     save_grid(generate(stored, latents_for_seed(stored, 64, seed=0)), out / "samples.png", columns=8)
     plot_losses(records, out / "losses.png")
-    data_dir = data or options.data
-    if Path(data_dir).is_dir():
-        images = load_image_folder(data_dir, options.image_size, options.channels, show_progress=show_progress, warn=lambda m: None, holdout=options.val_count)
-        samples = generate(stored, latents_for_seed(stored, 16, seed=0))
-        neighbours = nearest_training_images(samples, images.images)
-        pairs = torch.stack([samples, neighbours], dim=1).flatten(0, 1)
-        save_grid(pairs, out / "nearest.png", columns=8)
-        facts["nearest_neighbour_pool"] = len(images)
-    else:
-        raise UserError(f"{data_dir}: training data not found; pass --data to draw the nearest-neighbour grid")
+    samples = generate(stored, latents_for_seed(stored, 16, seed=0))
+    neighbours = nearest_training_images(samples, images.images)
+    pairs = torch.stack([samples, neighbours], dim=1).flatten(0, 1)
+    save_grid(pairs, out / "nearest.png", columns=8)
+    facts["nearest_neighbour_pool"] = len(images)
+    if framing:
+        facts["face_framing_images"] = framing["images"]
     write_text_atomic(out / "card.json", json.dumps(facts, indent=2) + "\n")
     return facts
