@@ -3,7 +3,11 @@
 Output tree mirrors the input tree. A finished output is never redone: a rerun skips every image
 whose output exists (outputs are written atomically, so an existing one is complete), which makes
 an interrupted batch resume where it stopped. Inputs are only read. Each image gets one line in
-OUT_DIR/report.jsonl (status ok | unchanged | skipped | failed, losses, seconds, error).
+OUT_DIR/report.jsonl (status ok | unchanged | skipped | failed, how the model's square was chosen,
+losses, seconds, notes, error).
+
+A face the finder misses is given per image in NAME_face.txt beside the image (or beside its mask
+in --mask-dir): one line X,Y,W,H, the face's box in pixels, as `inpaint fill --face-box` takes it.
 """
 
 from __future__ import annotations
@@ -18,14 +22,16 @@ import numpy as np
 from PIL import Image
 
 from inpaint.checkpoint import Checkpoint
-from inpaint.engine import fill_images
+from inpaint.engine import FaceBox, FillItem, fill_images
 from inpaint.errors import UserError
 from inpaint.images import find_images, open_image, save_image
+from inpaint.locate import parse_face_box
 from inpaint.masks import load_mask, make_mask
 from inpaint.search import SearchSettings
 
 REPORT_FILE = "report.jsonl"
 MASK_SUFFIX = "_mask"
+FACE_BOX_SUFFIX = "_face.txt"
 
 
 @dataclass
@@ -33,6 +39,7 @@ class Job:
     source: Path
     output: Path
     mask: Path | None  # None: the mask comes from a mask kind
+    face_box: Path | None = None  # NAME_face.txt, when the user boxed the face
 
 
 @dataclass
@@ -63,13 +70,16 @@ def plan_jobs(in_dir: Path, out_dir: Path, masks: MaskSource) -> list[Job]:
                 mask = next((c for c in candidates if c.is_file()), candidates[0])
             else:
                 mask = by_stem.get((source.parent, source.stem + MASK_SUFFIX), source.parent / f"{source.stem}{MASK_SUFFIX}.png")
-        jobs.append(Job(source, out_dir / relative, mask))
+        boxes = [source.parent / f"{source.stem}{FACE_BOX_SUFFIX}"]
+        if masks.folder is not None:
+            boxes.append(masks.folder / relative.parent / f"{source.stem}{FACE_BOX_SUFFIX}")
+        jobs.append(Job(source, out_dir / relative, mask, next((b for b in boxes if b.is_file()), None)))
     if not jobs:
         raise UserError(f"{in_dir}: contains no images to inpaint")
     return jobs
 
 
-def _load(job: Job, masks: MaskSource) -> tuple[Image.Image, np.ndarray]:
+def _load(job: Job, masks: MaskSource) -> tuple[Image.Image, np.ndarray, FaceBox | None]:
     image = open_image(job.source)
     width, height = image.size
     if job.mask is None:
@@ -78,7 +88,14 @@ def _load(job: Job, masks: MaskSource) -> tuple[Image.Image, np.ndarray]:
         raise UserError(f"{job.source}: no mask (looked for {job.mask})")
     else:
         hole = load_mask(job.mask, height, width)
-    return image, hole
+    face_box = None
+    if job.face_box is not None:
+        try:
+            text = job.face_box.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"{job.face_box}: unreadable face box ({error})") from None
+        face_box = parse_face_box(text, str(job.face_box))
+    return image, hole, face_box
 
 
 def run_batch(
@@ -94,7 +111,7 @@ def run_batch(
     """Inpaint the jobs, `batch_size` images per search; yields one report record per image."""
     out_dir.mkdir(parents=True, exist_ok=True)
     report = out_dir / REPORT_FILE
-    pending: list[tuple[Job, Image.Image, np.ndarray]] = []
+    pending: list[tuple[Job, tuple[Image.Image, np.ndarray, FaceBox | None]]] = []
 
     def record(entry: dict) -> dict:
         with open(report, "a", encoding="utf-8") as handle:
@@ -104,19 +121,20 @@ def run_batch(
     def flush() -> Iterator[dict]:
         started = time.perf_counter()
         try:
-            results = fill_images(checkpoint, [(image, hole) for _, image, hole in pending], settings, blend, crop)
+            results = fill_images(checkpoint, [FillItem(*item) for _, item in pending], settings, blend, crop)
         except Exception as error:  # one bad batch must not end the run
-            for job, _, _ in pending:
+            for job, _ in pending:
                 yield record({"input": str(job.source), "output": str(job.output), "status": "failed", "error": f"{type(error).__name__}: {error}"})
             pending.clear()
             return
-        for (job, _, _), result in zip(pending, results):
+        for (job, _), result in zip(pending, results):
             save_image(result.image, job.output)
             yield record({
                 "input": str(job.source), "output": str(job.output),
-                "status": "unchanged" if result.notes else "ok",
+                "status": "unchanged" if result.framing == "none" else "ok",
                 "context_loss": round(result.context_loss, 4), "perceptual_loss": round(result.perceptual_loss, 6),
-                "framing": result.framing, "seconds": round((time.perf_counter() - started) / len(pending), 3),
+                "framing": result.framing, **({"view": result.view.describe()} if result.view else {}),
+                "seconds": round((time.perf_counter() - started) / len(pending), 3),
                 **({"note": "; ".join(result.notes)} if result.notes else {}),
             })
         pending.clear()
@@ -126,11 +144,11 @@ def run_batch(
             yield {"input": str(job.source), "output": str(job.output), "status": "skipped", "note": "output exists"}
             continue
         try:
-            image, hole = _load(job, masks)
+            item = _load(job, masks)
         except UserError as error:
             yield record({"input": str(job.source), "output": str(job.output), "status": "failed", "error": str(error)})
             continue
-        pending.append((job, image, hole))
+        pending.append((job, item))
         if len(pending) >= batch_size:
             yield from flush()
     if pending:

@@ -94,3 +94,27 @@ def _solve(image: np.ndarray, fill: np.ndarray, inside: np.ndarray, tolerance: f
         direction = residual + (rr_new / np.maximum(rr, 1e-30)) * direction
         rr = rr_new
     return np.where(inside3, x, image)
+
+
+def classical_fill(image: np.ndarray, hole: np.ndarray, region: tuple[slice, slice] | None = None, radius: int = 5) -> np.ndarray:
+    """OpenCV's Telea fill (Telea, 2004), computed on the hole's bounding box plus a margin only,
+    so its cost does not grow with the photo. image (H, W[, C]) uint8. Returns the filled image,
+    or with `region` only that part of it (no full-size copy)."""
+    import cv2
+
+    ys, xs = np.nonzero(hole)
+    if region is None:
+        result = image.copy()
+        if len(ys):
+            rows, cols = slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
+            result[rows, cols] = classical_fill(image, hole, (rows, cols), radius)
+        return result
+    rows, cols = region
+    margin = 2 * radius + 2
+    around = (slice(max(min(rows.start, ys.min() if len(ys) else rows.start) - margin, 0), min(rows.stop + margin, hole.shape[0])),
+              slice(max(min(cols.start, xs.min() if len(xs) else cols.start) - margin, 0), min(cols.stop + margin, hole.shape[1])))
+    patch = np.ascontiguousarray(image[around])
+    mask = hole[around].astype(np.uint8) * 255
+    if mask.any() and not mask.all():  # all missing: nothing known to spread inwards
+        patch = cv2.inpaint(patch, mask, radius, cv2.INPAINT_TELEA).reshape(patch.shape)
+    return patch[rows.start - around[0].start: rows.stop - around[0].start, cols.start - around[1].start: cols.stop - around[1].start]

@@ -51,7 +51,10 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     search.add_argument("--constraint", choices=CONSTRAINTS, default=defaults.constraint, help="keep z in [-1, 1] by clipping (default) or tanh")
     search.add_argument("--seed", type=int, default=0, help="seed of the restarts and generated masks (default 0)")
     search.add_argument("--no-blend", action="store_true", help="paste the raw fill, without Poisson blending")
-    search.add_argument("--crop", choices=CROP_MODES, default="auto", help="the square the model sees: auto (face detection for face models), face, context, whole")
+    search.add_argument("--crop", choices=CROP_MODES, default="auto",
+                        help="the square the model sees: auto (for a face model the face the hole belongs to, aligned; "
+                             "a classical fill when no face owns the hole), face (the likeliest face even if unconfirmed; an "
+                             "error if there is none), context (the hole and its surroundings), whole")
     search.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     search.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
                         help="auto (default): bf16 on a CPU with native bf16 support, else fp32")
@@ -89,8 +92,9 @@ def _load_for_search(args: argparse.Namespace):
 def _fill(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from inpaint.engine import fill_images
+    from inpaint.engine import FillItem, describe_view, fill_images
     from inpaint.images import is_image_path, open_image, save_image
+    from inpaint.locate import parse_face_box
     from inpaint.masks import load_mask, make_mask
 
     source, out = Path(args.image), Path(args.out)
@@ -103,6 +107,7 @@ def _fill(args: argparse.Namespace) -> int:
     image = open_image(source)
     width, height = image.size
     hole = load_mask(args.mask, height, width) if args.mask else make_mask(args.mask_kind, height, width, args.fraction, args.seed, args.side)
+    face_box = parse_face_box(args.face_box) if args.face_box else None
     checkpoint = _load_for_search(args)
     settings = _search_settings(args)
     with tqdm(total=settings.iterations, unit="it", desc="searching z") as bar:
@@ -110,17 +115,14 @@ def _fill(args: argparse.Namespace) -> int:
             bar.update(progress.iteration - bar.n)
             bar.set_postfix(context_loss=f"{progress.context_loss.min():.2f}")
 
-        [result] = fill_images(checkpoint, [(image, hole)], settings, blend=not args.no_blend, crop=args.crop, callback=report)
+        [result] = fill_images(checkpoint, [FillItem(image, hole, face_box)], settings, blend=not args.no_blend, crop=args.crop, callback=report)
     for note in result.notes:
-        print(note)
+        print(f"note: {note}")
     save_image(result.image, out)
     if args.candidates:
         for rank, candidate in enumerate(result.candidates, 1):
             save_image(candidate, Path(args.candidates) / f"{source.stem}-candidate{rank}{out.suffix}")
-    print(
-        f"wrote {out} ({width}×{height}); hole {hole.mean():.1%} of the image; framing: {result.framing}; "
-        f"context loss {result.context_loss:.2f}, perceptual loss {result.perceptual_loss:.4f}; {result.seconds:.1f} s"
-    )
+    print(f"wrote {out} ({width}×{height}); hole {hole.mean():.1%} of the image; {describe_view(result)}; {result.seconds:.1f} s")
     return 0
 
 
@@ -216,6 +218,23 @@ def _edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_framer(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from inpaint.checkpoint import checkpoint_or_default
+    from training.framer import FramerOptions, train_framer
+
+    given = {f.name: getattr(args, f.name) for f in fields(FramerOptions) if getattr(args, f.name, None) is not None}
+    options = FramerOptions(**{**given, "checkpoint": str(checkpoint_or_default(args.checkpoint))})
+    try:
+        path = train_framer(options, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with the same command and --resume (state in {args.out})", file=sys.stderr)
+        return 130
+    print(f"wrote {path}: the checkpoint with its framer and face framing; use it with --checkpoint {path.parent}")
+    return 0
+
+
 def _app(args: argparse.Namespace) -> int:
     from ui.app import launch
 
@@ -281,12 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--mask", help="mask image: white (above mid-grey) = hole, black = keep; same aspect ratio as the image")
     fill.add_argument("--out", required=True, help="output image (same size and mode as the input)")
     fill.add_argument("--candidates", help="also write the ranked candidate fills to this folder")
+    fill.add_argument("--face-box", metavar="X,Y,W,H", help="the face the hole belongs to, when it is not found by itself (pixels)")
     _add_search_arguments(fill)
 
-    batch = commands.add_parser("batch", help="inpaint a folder tree", description="Inpaint every image under IN_DIR into a mirrored tree under OUT_DIR. Masks: NAME_mask.png beside each image (default), --mask-dir, or --mask-kind. A rerun skips finished outputs.")
+    batch = commands.add_parser("batch", help="inpaint a folder tree", description="Inpaint every image under IN_DIR into a mirrored tree under OUT_DIR. Masks: NAME_mask.png beside each image (default), --mask-dir, or --mask-kind. A face the finder misses can be given as X,Y,W,H in NAME_face.txt beside the image. A rerun skips finished outputs.")
     batch.add_argument("in_dir")
     batch.add_argument("out_dir")
     batch.add_argument("--mask-dir", help="folder mirroring IN_DIR with NAME_mask.png (or NAME.png) masks")
+    # NAME_face.txt beside an image (or in --mask-dir) holds X,Y,W,H of its face: see inpaint.batch.
     batch.add_argument("--batch-size", type=int, default=16, help="images searched together (default 16)")
     _add_search_arguments(batch)
 
@@ -310,6 +331,23 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (walk, sums, proj):
         sub.add_argument("--checkpoint", help="checkpoint (default: the shipped face model)")
         sub.add_argument("--out", required=True, help="output folder")
+
+    framer = commands.add_parser(
+        "train-framer", help="train a face checkpoint's framer (finds the face a hole belongs to, eyes covered or not)",
+        description="Train the framer of a face checkpoint on its training images and write the checkpoint with it (and the "
+                    "measured face framing) to OUT/model.safetensors. About 25 minutes on 2 CPU cores at the default 20,000 steps.")
+    framer.add_argument("--checkpoint", help="face checkpoint (default: the shipped face model)")
+    framer.add_argument("--data", required=True, help="the checkpoint's training images")
+    framer.add_argument("--out", required=True, help="run folder: state, stats, and the new model.safetensors")
+    framer.add_argument("--val-count", type=int, help="hold out the last N files, as the checkpoint's training did (e.g. 500)")
+    framer.add_argument("--steps", type=int, help="training steps (default 20000)")
+    framer.add_argument("--batch-size", type=int, help="examples per step (default 64)")
+    framer.add_argument("--lr", type=float, help="peak learning rate of the one-cycle schedule (default 2e-3)")
+    framer.add_argument("--width", type=int, help="channels of the first layer (default 32)")
+    framer.add_argument("--seed", type=int, help="seed of the examples and the initialisation (default 0)")
+    framer.add_argument("--log-every", type=int, help="steps between stats lines (default 100)")
+    framer.add_argument("--checkpoint-every", type=int, help="steps between saved states and validation scores (default 1000)")
+    framer.add_argument("--resume", action="store_true", help="continue from OUT's last state")
 
     evaluate = commands.add_parser("eval", help="Fréchet face-descriptor distance of a checkpoint's samples to real faces",
                                    description="Score a checkpoint: Fréchet distance between dlib face descriptors of its samples and of real images (needs the eval extra).")
@@ -339,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     args = build_parser().parse_args(argv)
-    handlers = {"app": _app, "edit": _edit, "fill": _fill, "batch": _batch, "sample": _sample, "eval": _evaluate, "export": _export}
+    handlers = {"app": _app, "edit": _edit, "fill": _fill, "batch": _batch, "sample": _sample, "eval": _evaluate, "export": _export,
+                "train-framer": _train_framer}
     try:
         if args.command == "train":
             from training.cli import run

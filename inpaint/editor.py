@@ -18,8 +18,9 @@ import torch
 from PIL import Image
 
 from inpaint.checkpoint import Checkpoint
-from inpaint.crop import extract, frame_photo
-from inpaint.engine import colour_pixels, uses_faces
+from inpaint.engine import colour_pixels, face_template, uses_faces
+from inpaint.framing import Framing, to_model
+from inpaint.locate import photo_framing
 from inpaint.fileio import atomic_path
 from inpaint.sampling import generate, latents_for_seed
 from inpaint.search import SearchSettings, search
@@ -96,22 +97,24 @@ class Projection:
     image: torch.Tensor  # (C, S, S) G(z) in [0, 1]
     target: torch.Tensor  # (C, S, S) the photo as the model sees it, in [0, 1]
     context_loss: float
+    view: Framing  # where the model's square lies in the photo
 
 
 def project(checkpoint: Checkpoint, photo: Image.Image, settings: SearchSettings = SearchSettings(iterations=300, restarts=8, lam=0.0)) -> Projection:
-    """The latent whose G(z) best matches a photo (cropped like the engine: face framing for a
-    face model, else the centre square), found with every pixel known and uniform weights."""
+    """The latent whose G(z) best matches a photo, framed like the engine frames a face (the
+    largest face, aligned, for a face model; else the centre square), found with every pixel
+    known and uniform weights."""
     size, channels = checkpoint.config.image_size, checkpoint.config.channels
     pixels = np.asarray(colour_pixels(photo, 3))
-    box, _ = frame_photo(pixels, uses_faces(checkpoint, "auto"))
-    crop = cv2.resize(extract(pixels, box), (size, size), interpolation=cv2.INTER_AREA)
+    view = photo_framing(pixels, face_template(checkpoint), size, uses_faces(checkpoint, "auto"), checkpoint.framer)
+    crop = to_model(pixels, view)
     if channels == 1:
         crop = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[..., None]
     target = torch.from_numpy(crop).permute(2, 0, 1).float() / 255
     known = torch.ones(1, 1, size, size)
     settings = SearchSettings(**{**settings.__dict__, "weighting": "uniform", "top_k": 1})
     result = search(checkpoint, checkpoint.from_pixels(target)[None], known, settings)
-    return Projection(result.z[0], checkpoint.to_pixels(result.images[0]), target, float(result.context_loss[0]))
+    return Projection(result.z[0], checkpoint.to_pixels(result.images[0]), target, float(result.context_loss[0]), view)
 
 
 def generate_images(checkpoint: Checkpoint, z: torch.Tensor) -> list[Image.Image]:

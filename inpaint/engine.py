@@ -1,7 +1,13 @@
-"""Inpainting photos of any size: crop → model size → latent search → scale back → paste → blend.
+"""Inpainting photos of any size: framing → model square → latent search → warp back → detail →
+paste → blend.
 
-Only pixels inside the hole ever change; the output has the input's size and mode (an alpha
-channel is carried over untouched). Many photos are packed into one search batch.
+The model sees a square of the photo (`inpaint.locate`): for a face model, the face the hole
+belongs to, aligned as in its training data; else the hole with its context. The fill is warped
+back onto the hole's bounding box only, given the photo's fine detail where it was enlarged
+(`inpaint.texture`), pasted into the hole and Poisson-blended. A face model asked to fill a hole
+that no face owns says so and fills it with a classical method instead (unless told to use a
+context crop). Only pixels inside the hole ever change; the output has the input's size and
+mode (an alpha channel is carried over untouched). Many photos are packed into one search batch.
 """
 
 from __future__ import annotations
@@ -10,18 +16,35 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
 
-from inpaint.blend import paste, poisson_blend
+from inpaint.blend import classical_fill, paste, poisson_blend
 from inpaint.checkpoint import Checkpoint
-from inpaint.crop import Box, choose_box, extract
+from inpaint.errors import UserError
+from inpaint.framing import Framing, apply, from_model, hole_to_model, to_model
 from inpaint.images import normalise_mode
+from inpaint.locate import FaceTemplate, box_framing, context_framing, find_face_framing, shows_face, whole_framing
 from inpaint.search import SearchProgress, SearchSettings, search
+from inpaint.texture import MIN_UPSCALE, photo_detail
 
 CROP_MODES = ("auto", "face", "context", "whole")
+NO_FACE_NOTE = ("no face owns the hole: the face model only draws faces, so it was filled with OpenCV's Telea "
+                "method instead (--crop context forces the face model; --face-box X,Y,W,H says where the face is)")
+FaceBox = tuple[float, float, float, float]  # x, y, width, height in photo pixels
+
+
+@dataclass
+class FillItem:
+    """One photo to fill. `face_box`: the face the hole belongs to, when the user knows better
+    than the finder; `view`: a square already chosen with `choose_view` (say, shown to the user
+    before the search), used as it is."""
+
+    image: Image.Image
+    hole: np.ndarray  # (H, W) bool, True = fill
+    face_box: FaceBox | None = None
+    view: Framing | None = None
 
 
 @dataclass
@@ -32,8 +55,8 @@ class FillResult:
     context_loss: float
     perceptual_loss: float
     candidate_losses: list[float]
-    box: Box
-    framing: str  # how the model's square was chosen: whole, face or context
+    view: Framing | None  # the square the model saw (None: no model was used)
+    framing: str  # how the model's square was chosen: whole, face, face-box, context; classical or none without one
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -43,16 +66,21 @@ class _Prepared:
     original: Image.Image
     pixels: np.ndarray  # (H, W, C) uint8 in the model's channels
     hole: np.ndarray  # (H, W) bool
-    box: Box
-    framing: str
-    model_image: torch.Tensor  # (C, S, S) model space
-    model_known: torch.Tensor  # (1, S, S)
+    view: Framing | None  # None: no face owns the hole; filled classically
+    notes: list[str]
+    model_image: torch.Tensor | None = None  # (C, S, S) model space
+    model_known: torch.Tensor | None = None  # (1, S, S)
 
 
 def uses_faces(checkpoint: Checkpoint, crop: str) -> bool:
     if crop in ("face", "context", "whole"):
         return crop == "face"
     return checkpoint.metadata.get("content") == "faces"
+
+
+def face_template(checkpoint: Checkpoint) -> FaceTemplate | None:
+    """The checkpoint's measured face framing, or None (older checkpoints, non-face models)."""
+    return FaceTemplate.from_metadata(checkpoint.metadata.get("framing"))
 
 
 def colour_pixels(image: Image.Image, channels: int) -> Image.Image:
@@ -63,55 +91,109 @@ def colour_pixels(image: Image.Image, channels: int) -> Image.Image:
     return normalise_mode(image, channels)
 
 
-def _prepare(checkpoint: Checkpoint, image: Image.Image, hole: np.ndarray, crop: str) -> _Prepared:
-    channels, size = checkpoint.config.channels, checkpoint.config.image_size
-    pixels = np.asarray(colour_pixels(image, channels))
-    pixels = pixels[..., None] if pixels.ndim == 2 else pixels
-    rgb = pixels if channels == 3 else np.repeat(pixels, 3, axis=2)
+def _as_rgb(pixels: np.ndarray) -> np.ndarray:
+    return pixels if pixels.shape[2] == 3 else np.repeat(pixels, 3, axis=2)
+
+
+def choose_view(checkpoint: Checkpoint, pixels: np.ndarray, hole: np.ndarray, crop: str = "auto",
+                face_box: FaceBox | None = None) -> Framing | None:
+    """The square the model sees for this hole, or None when a face model finds no face that owns
+    it (crop "auto": fill classically; crop "face": an error). pixels (H, W, C) uint8."""
+    size = checkpoint.config.image_size
+    height, width = hole.shape
     if crop == "whole":
-        box, framing = Box(0, 0, max(hole.shape)), "whole"
-        box = Box((hole.shape[1] - box.side) // 2, (hole.shape[0] - box.side) // 2, box.side)
-    else:
-        box, framing = choose_box(rgb, hole, uses_faces(checkpoint, crop), size)
-    crop_pixels = extract(pixels, box)
-    inside = _inside_image(hole.shape, box)
-    crop_hole = extract(hole, box) & inside
-    small = cv2.resize(crop_pixels, (size, size), interpolation=cv2.INTER_AREA)
-    small = small[..., None] if small.ndim == 2 else small
-    # A model pixel counts as known only if every photo pixel under it is known.
-    small_hole = cv2.resize(crop_hole.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0
-    model_image = checkpoint.from_pixels(torch.from_numpy(small).permute(2, 0, 1).float() / 255)
-    return _Prepared(image, pixels, hole, box, framing, model_image, torch.from_numpy(~small_hole).float()[None])
+        return whole_framing(hole.shape, size)
+    if face_box is not None:
+        return box_framing(_as_rgb(pixels), face_box, face_template(checkpoint), size, hole, checkpoint.framer)
+    if crop == "auto" and height == width and width <= 2 * size:
+        return Framing.square(0, 0, width, size, "whole")  # a small square image: already framed
+    if uses_faces(checkpoint, crop):
+        found = find_face_framing(_as_rgb(pixels), hole, face_template(checkpoint), size, checkpoint.framer)
+        if found is not None:
+            return found
+        if crop == "face":
+            raise UserError("no face owns the hole (none found around it); give --face-box X,Y,W,H")
+        return None
+    return context_framing(hole, size)
 
 
-def _inside_image(shape: tuple[int, int], box: Box) -> np.ndarray:
-    rows = np.arange(box.top, box.bottom)
-    cols = np.arange(box.left, box.right)
-    return ((rows >= 0) & (rows < shape[0]))[:, None] & ((cols >= 0) & (cols < shape[1]))[None, :]
+def model_pixels(checkpoint: Checkpoint, image: Image.Image) -> np.ndarray:
+    """(H, W, C) uint8 in the model's channels."""
+    pixels = np.asarray(colour_pixels(image, checkpoint.config.channels))
+    return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
-def _hole_region(hole: np.ndarray) -> tuple[slice, slice]:
-    """The hole's bounding box plus the one-pixel ring of known pixels that Poisson blending
-    reads: the only part of the photo that finishing a fill touches (a small part of a big photo)."""
+def _prepare(checkpoint: Checkpoint, item: FillItem, crop: str) -> _Prepared:
+    image, hole = item.image, item.hole
+    pixels = model_pixels(checkpoint, image)
+    view = item.view or choose_view(checkpoint, pixels, hole, crop, item.face_box)
+    if view is None:
+        return _Prepared(image, pixels, hole, None, [NO_FACE_NOTE])
+    seen = torch.from_numpy(to_model(pixels, view) / 255).permute(2, 0, 1).float()
+    known = torch.from_numpy(~hole_to_model(hole, view)).float()[None]
+    notes = []
+    if view.how in ("face", "face-box") and 1 / view.scale > 1.5:
+        notes.append(f"the model draws {view.size}×{view.size} pixels; this face's square is {view.side():.0f} pixels "
+                     f"wide, so the fill is enlarged {1 / view.scale:.1f}× and given the photo's own fine detail")
+    return _Prepared(image, pixels, hole, view, notes, checkpoint.from_pixels(seen), known)
+
+
+def _hole_region(hole: np.ndarray, margin: int = 1) -> tuple[slice, slice]:
+    """The hole's bounding box plus `margin` pixels (1: the ring of known pixels Poisson blending
+    reads), clipped to the image: the only part of the photo that finishing a fill touches."""
     ys, xs = np.nonzero(hole)
-    return (slice(max(ys.min() - 1, 0), min(ys.max() + 2, hole.shape[0])),
-            slice(max(xs.min() - 1, 0), min(xs.max() + 2, hole.shape[1])))
+    return (slice(max(ys.min() - margin, 0), min(ys.max() + 1 + margin, hole.shape[0])),
+            slice(max(xs.min() - margin, 0), min(xs.max() + 1 + margin, hole.shape[1])))
 
 
-def _fill_canvas(prepared: _Prepared, fill: torch.Tensor, checkpoint: Checkpoint, region: tuple[slice, slice]) -> np.ndarray:
-    """The photo's pixels in `region` (float, 0…255) with the model-size fill, scaled to the box,
-    laid over them where the box covers the region."""
-    pixels = checkpoint.to_pixels(fill).permute(1, 2, 0).numpy() * 255
-    scaled = cv2.resize(pixels, (prepared.box.side, prepared.box.side), interpolation=cv2.INTER_CUBIC)
-    scaled = scaled[..., None] if scaled.ndim == 2 else scaled
-    rows, cols = region
-    canvas = prepared.pixels[region].astype(np.float64)
-    top, left = max(prepared.box.top, rows.start), max(prepared.box.left, cols.start)
-    bottom, right = min(prepared.box.bottom, rows.stop), min(prepared.box.right, cols.stop)
-    if bottom > top and right > left:
-        canvas[top - rows.start: bottom - rows.start, left - cols.start: right - cols.start] = scaled[
-            top - prepared.box.top: bottom - prepared.box.top, left - prepared.box.left: right - prepared.box.left]
-    return canvas
+def _in_view(view: Framing, rows: slice, cols: slice) -> np.ndarray:
+    """(h, w) bool: which pixels of the rectangle the model's square covers."""
+    ys, xs = np.mgrid[rows, cols]
+    model = apply(view.matrix, np.stack([xs.ravel(), ys.ravel()], 1))
+    inside = (model >= -0.5).all(1) & (model <= view.size - 0.5).all(1)
+    return inside.reshape(ys.shape)
+
+
+def _finish(item: _Prepared, fills: list[np.ndarray], blend: bool, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(raw, shown) pixel arrays over the hole's region for each model-size fill (S, S, C) 0…255:
+    the fill warped back, given the photo's fine detail where it was enlarged, pasted into the
+    hole, blended. Hole pixels outside the model's square get a classical fill."""
+    region = _hole_region(item.hole)
+    upscale = 1 / item.view.scale
+    # The ring the detail is drawn from reaches beyond the blend's region.
+    wide = _hole_region(item.hole, int(max(8 * upscale, 8))) if upscale >= MIN_UPSCALE else region
+    inner = (slice(region[0].start - wide[0].start, region[0].stop - wide[0].start),
+             slice(region[1].start - wide[1].start, region[1].stop - wide[1].start))
+    known, hole = item.pixels[region].astype(np.float64), item.hole[region]
+    outside = hole & ~_in_view(item.view, *region)
+    base = classical_fill(item.pixels, item.hole, region).astype(np.float64) if outside.any() else known
+    finished = []
+    for fill in fills:
+        canvas = from_model(fill, item.view, *wide)
+        if upscale >= MIN_UPSCALE:
+            detail = photo_detail(item.pixels[wide], ~item.hole[wide], item.hole[wide], upscale, canvas, seed)
+            canvas = canvas + detail[..., None]
+        canvas = np.where(outside[..., None], base, canvas[inner].astype(np.float64))
+        raw = paste(known, canvas, hole)
+        finished.append((raw, poisson_blend(known, canvas, hole) if blend else raw))
+    return finished
+
+
+def _fills_show_a_face(checkpoint: Checkpoint, item: _Prepared, candidates: torch.Tensor) -> bool:
+    """Whether the model's square, its hole filled by any of the candidates, shows a face a
+    detector can see (for a face framing that only the framer vouched for)."""
+    known = item.model_known
+    completed = checkpoint.to_pixels(known * item.model_image + (1 - known) * candidates)
+    views = (completed.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    if views.shape[-1] == 1:
+        views = np.repeat(views, 3, axis=-1)
+    return shows_face(views, known[0].numpy() > 0.5, face_template(checkpoint))
+
+
+def _classical(item: _Prepared) -> tuple[np.ndarray, np.ndarray]:
+    region = _hole_region(item.hole)
+    filled = classical_fill(item.pixels, item.hole, region).astype(np.float64)
+    return filled, filled
 
 
 def _to_output(prepared: _Prepared, region: tuple[slice, slice], pixels: np.ndarray) -> Image.Image:
@@ -136,44 +218,56 @@ def _to_output(prepared: _Prepared, region: tuple[slice, slice], pixels: np.ndar
     return result
 
 
+def _unchanged(image: Image.Image) -> FillResult:
+    same = image.copy()
+    return FillResult(same, same, [same], 0.0, 0.0, [0.0], None, "none", 0.0, ["mask is empty; image unchanged"])
+
+
 def fill_images(
     checkpoint: Checkpoint,
-    items: list[tuple[Image.Image, np.ndarray]],
+    items: list[FillItem] | list[tuple[Image.Image, np.ndarray]],
     settings: SearchSettings = SearchSettings(),
     blend: bool = True,
     crop: str = "auto",
     callback: Callable[[SearchProgress], bool | None] | None = None,
 ) -> list[FillResult]:
-    """Inpaint (image, hole) pairs in one search batch. hole: (H, W) bool, True = fill."""
+    """Inpaint photos in one search batch: FillItems, or (image, hole) pairs."""
     started = time.perf_counter()
+    items = [item if isinstance(item, FillItem) else FillItem(*item) for item in items]
     outputs: list[FillResult | None] = [None] * len(items)
-    todo = []
-    for index, (image, hole) in enumerate(items):
-        if hole.any():
-            todo.append(index)
+    prepared: dict[int, _Prepared] = {}
+    for index, item in enumerate(items):
+        if item.hole.any():
+            prepared[index] = _prepare(checkpoint, item, crop)
         else:  # nothing to fill: the image comes back as it is
-            same = image.copy()
-            outputs[index] = FillResult(same, same, [same], 0.0, 0.0, [0.0], Box(0, 0, 0), "none", 0.0, ["mask is empty; image unchanged"])
-    if not todo:
-        return outputs
-    prepared = [_prepare(checkpoint, *items[index], crop) for index in todo]
-    result = search(
-        checkpoint,
-        torch.stack([p.model_image for p in prepared]),
-        torch.stack([p.model_known for p in prepared]),
-        settings,
-        callback,
-    )
-    per_image = (time.perf_counter() - started) / len(todo)
-    for i, (index, item) in enumerate(zip(todo, prepared)):
+            outputs[index] = _unchanged(item.image)
+    searched = [index for index, item in prepared.items() if item.view is not None]
+    result = None
+    if searched:
+        result = search(
+            checkpoint,
+            torch.stack([prepared[i].model_image for i in searched]),
+            torch.stack([prepared[i].model_known for i in searched]),
+            settings,
+            callback,
+        )
+    per_image = (time.perf_counter() - started) / max(len(prepared), 1)
+    for index, item in prepared.items():
         t0 = time.perf_counter()
         region = _hole_region(item.hole)
-        known, hole = item.pixels[region].astype(np.float64), item.hole[region]
-        finished = []
-        for fill in result.candidates[i]:
-            canvas = _fill_canvas(item, fill, checkpoint, region)
-            raw = paste(known, canvas, hole)
-            finished.append((raw, poisson_blend(known, canvas, hole) if blend else raw))
+        if item.view is None:
+            raw, shown = _classical(item)
+            outputs[index] = FillResult(_to_output(item, region, shown), _to_output(item, region, raw), [_to_output(item, region, shown)],
+                                        0.0, 0.0, [0.0], None, "classical", per_image + time.perf_counter() - t0, item.notes)
+            continue
+        i = searched.index(index)
+        if crop == "auto" and not item.view.confirmed and not _fills_show_a_face(checkpoint, item, result.candidates[i]):
+            raw, shown = _classical(item)
+            outputs[index] = FillResult(_to_output(item, region, shown), _to_output(item, region, raw), [_to_output(item, region, shown)],
+                                        0.0, 0.0, [0.0], None, "classical", per_image + time.perf_counter() - t0, [NO_FACE_NOTE])
+            continue
+        fills = [checkpoint.to_pixels(fill).permute(1, 2, 0).numpy() * 255 for fill in result.candidates[i]]
+        finished = _finish(item, fills, blend, settings.seed)
         raw_best, best = finished[0]
         outputs[index] = FillResult(
             image=_to_output(item, region, best),
@@ -182,8 +276,20 @@ def fill_images(
             context_loss=float(result.context_loss[i]),
             perceptual_loss=float(result.perceptual_loss[i]),
             candidate_losses=[float(v) for v in result.candidate_context_loss[i]],
-            box=item.box,
-            framing=item.framing,
+            view=item.view,
+            framing=item.view.how,
             seconds=per_image + time.perf_counter() - t0,
+            notes=item.notes,
         )
     return outputs
+
+
+def describe_view(result: FillResult) -> str:
+    """One line on how a fill was made: the square the model saw, or why none was used; losses."""
+    if result.view is None:
+        return f"framing: {result.framing}"
+    view = result.view
+    corner = np.round(view.corners()[0]).astype(int)
+    return (f"framing: {view.how} (the model's {view.size}×{view.size} square is {view.side():.0f} px wide at "
+            f"({corner[0]}, {corner[1]}), turned {view.angle:+.0f}°); context loss {result.context_loss:.2f}, "
+            f"perceptual loss {result.perceptual_loss:.4f}")

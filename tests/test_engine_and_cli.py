@@ -53,7 +53,7 @@ def test_holes_at_the_border_and_the_context_crop(checkpoint):
     hole = np.zeros((120, 300), dtype=bool)
     hole[:, 280:] = True  # the right edge
     [result] = fill_images(checkpoint, [(image, hole)], FAST, crop="context")
-    assert result.framing == "context" and result.box.side >= 20
+    assert result.framing == "context" and result.view.side() >= 20
     assert np.array_equal(np.asarray(image)[~hole], np.asarray(result.image)[~hole])
 
 
@@ -63,7 +63,7 @@ def test_a_very_large_photo_is_inpainted_at_full_size(checkpoint):
     hole[1400:1600, 2100:2400] = True
     [result] = fill_images(checkpoint, [(image, hole)], FAST)
     assert result.image.size == (4000, 3000) and result.framing == "context"
-    assert result.box.side < 1000  # the model's square is cut around the hole, not the whole photo
+    assert result.view.side() < 1000  # the model's square is cut around the hole, not the whole photo
     before, after = np.asarray(image), np.asarray(result.image)
     assert np.array_equal(before[~hole], after[~hole]) and not np.array_equal(before[hole], after[hole])
 

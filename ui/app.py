@@ -18,7 +18,9 @@ from PIL import Image
 
 from inpaint import editor
 from inpaint.checkpoint import DEFAULT_CHECKPOINT, WEIGHTS_FILE, Checkpoint, list_snapshots, load_checkpoint, read_metadata
-from inpaint.engine import fill_images
+from inpaint.engine import FillItem, choose_view, fill_images, model_pixels
+from inpaint.framing import draw, to_model
+from inpaint.locate import parse_face_box
 from inpaint.grids import grid_image
 from inpaint.errors import UserError
 from inpaint.masks import MASK_KINDS, make_mask
@@ -107,6 +109,13 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
             if EXAMPLES:
                 gr.Examples([[str(p)] for p in EXAMPLES[:8]], inputs=[photo], label="Example faces (CelebA validation split)")
             preset = gr.Radio(PRESETS, value="painted", label="Mask", info="painted = your brush strokes; or a preset hole")
+            with gr.Accordion("Where the model looks", open=False):
+                crop = gr.Radio(["auto", "face", "context"], value="auto", label="Square the model sees",
+                                info="auto: the face the hole belongs to, aligned (a classical fill when no face owns the hole); "
+                                     "face: a face or an error; context: the hole and its surroundings, face or not")
+                face_box = gr.Textbox(label="Face box: X, Y, W, H in pixels", elem_id="face-box",
+                                      placeholder="empty: found by itself. Or click the face's top-left, then bottom-right corner "
+                                                  "on 'What the model sees'")
             with gr.Accordion("Settings", open=False):
                 defaults = SearchSettings()
                 iterations = gr.Slider(10, 2000, value=defaults.iterations, step=10, label="Iterations")
@@ -119,13 +128,18 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
                 stop = gr.Button("Stop", elem_id="stop")
         with gr.Column():
             status = gr.Markdown("Upload a photo or pick an example, paint over the part to replace, then press Inpaint.")
-            preview = gr.Image(label="Search progress: current G(z)", format="png", interactive=False, height=160)
+            with gr.Row():
+                view = gr.Image(label="What the model sees (green square; yellow: the top of the face)", format="png",
+                                interactive=False, height=220, elem_id="view")
+                preview = gr.Image(label="The model's square and the search's current G(z)", format="png", interactive=False, height=220)
             result = gr.Image(label="Result", format="png", interactive=False, elem_id="result")
             raw = gr.Image(label="Raw fill (no blending)", format="png", interactive=False)
             candidates = gr.Gallery(label="Ranked candidates (best first)", columns=4, height=180, format="png")
             download = gr.File(label="Download the result")
+    clicks = gr.State({"scale": 1.0, "first": None})
 
-    def inpaint(model_name, value, preset_name, iterations_n, restarts_n, lam_value, seed_value, blend_on, progress=gr.Progress()):
+    def inpaint(model_name, value, preset_name, crop_mode, box_text, iterations_n, restarts_n, lam_value, seed_value, blend_on,
+                progress=gr.Progress()):
         try:
             checkpoint = models.get(model_name)
             image = background_image(value)
@@ -133,10 +147,23 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
                 hole = painted_mask(value, image.size)
             else:
                 hole = make_mask(preset_name, image.height, image.width, seed=int(seed_value or 0))
+            box = parse_face_box(box_text, "face box") if (box_text or "").strip() else None
+            if not hole.any():
+                raise UserError("Nothing to fill: paint over part of the photo, or choose a mask preset.")
+            pixels = model_pixels(checkpoint, image)
+            chosen = choose_view(checkpoint, pixels, hole, crop_mode, box)
         except UserError as error:
             raise gr.Error(str(error))
-        if not hole.any():
-            raise gr.Error("Nothing to fill: paint over part of the photo, or choose a mask preset.")
+        picture, scale = draw(np.repeat(pixels, 3, 2) if pixels.shape[2] == 1 else pixels, chosen, hole)
+        size = checkpoint.config.image_size
+        if chosen is None:
+            seen, framing_text = None, f"**No face owns the hole**, so it is filled with OpenCV's Telea method (the face model only draws faces). To use the model anyway, give the face box (click two corners on the picture) or choose the *context* square."
+        else:
+            seen = Image.fromarray(np.clip(to_model(pixels, chosen), 0, 255).astype(np.uint8).squeeze()).resize((4 * size, 4 * size), Image.Resampling.NEAREST)
+            framing_text = (f"The model sees the green square ({chosen.how}: {chosen.side():.0f} px wide, turned {chosen.angle:+.0f}°) "
+                            f"and draws it at **{size}×{size} pixels**"
+                            + (f"; the fill is enlarged {1 / chosen.scale:.1f}× and given the photo's own fine detail." if 1 / chosen.scale > 1.5 else "."))
+        yield (gr.skip(), gr.skip(), gr.skip(), seen, gr.skip(), framing_text, picture, {"scale": scale, "first": None})
         settings = SearchSettings(iterations=int(iterations_n), restarts=int(restarts_n), lam=float(lam_value), seed=int(seed_value or 0))
         events: queue.Queue = queue.Queue()
         cancelled = threading.Event()
@@ -147,7 +174,8 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
 
         def work() -> None:
             try:
-                events.put(fill_images(checkpoint, [(image, hole)], settings, blend=bool(blend_on), callback=report)[0])
+                item = FillItem(image, hole, box, chosen)
+                events.put(fill_images(checkpoint, [item], settings, blend=bool(blend_on), crop=crop_mode, callback=report)[0])
             except Exception as error:  # surfaced to the page below
                 events.put(error)
 
@@ -157,22 +185,37 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
                 item = events.get()
                 if isinstance(item, SearchProgress):
                     progress(item.iteration / item.iterations, desc="searching z")
-                    yield (gr.skip(), gr.skip(), gr.skip(), _pil(checkpoint.to_pixels(item.current))[0],
-                           gr.skip(), f"Iteration {item.iteration} / {item.iterations}: context loss {float(item.context_loss[0]):.2f}")
+                    current = _pil(checkpoint.to_pixels(item.current))[0].resize((4 * size, 4 * size), Image.Resampling.NEAREST)
+                    yield (gr.skip(), gr.skip(), gr.skip(), current, gr.skip(),
+                           f"{framing_text}\n\nIteration {item.iteration} / {item.iterations}: context loss {float(item.context_loss[0]):.2f}",
+                           gr.skip(), gr.skip())
                 elif isinstance(item, Exception):
                     raise gr.Error(f"Inpainting failed: {item}")
                 else:
+                    done = f"Done in {item.seconds:.1f} s: {hole.mean():.1%} of the photo filled"
+                    if item.view is not None:
+                        done += f"; context loss {item.context_loss:.2f}"
                     yield (item.image, item.raw, item.candidates, gr.skip(), _save_png(item.image, "inpainted"),
-                           f"Done in {item.seconds:.1f} s: {hole.mean():.1%} of the photo filled; framing: {item.framing}; "
-                           f"context loss {item.context_loss:.2f}.")
+                           f"{framing_text}\n\n{done}.", picture, gr.skip())
                     return
         finally:
             cancelled.set()  # Stop, a closed page or the end: let the search thread finish early
 
+    def corner(state, text, evt: gr.SelectData):
+        """Two clicks on the framing picture: the face's top-left, then bottom-right corner."""
+        x, y = (v / max(state.get("scale", 1.0), 1e-9) for v in evt.index)
+        if state.get("first") is None:
+            return {**state, "first": (x, y)}, text
+        (x0, y0) = state["first"]
+        left, top, right, bottom = min(x0, x), min(y0, y), max(x0, x), max(y0, y)
+        return {**state, "first": None}, f"{left:.0f}, {top:.0f}, {right - left:.0f}, {bottom - top:.0f}"
+
     event = run.click(
-        inpaint, [model, photo, preset, iterations, restarts, lam, seed, blend], [result, raw, candidates, preview, download, status],
+        inpaint, [model, photo, preset, crop, face_box, iterations, restarts, lam, seed, blend],
+        [result, raw, candidates, preview, download, status, view, clicks],
         api_name="inpaint", concurrency_limit=CONCURRENCY,
     )
+    view.select(corner, [clicks, face_box], [clicks, face_box], api_name=False)
     stop.click(None, None, None, cancels=[event])
 
 
