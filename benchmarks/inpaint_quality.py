@@ -3,7 +3,7 @@ Navier–Stokes fills, for the paper's four masks.
 
 For every mask kind it prints PSNR and SSIM over the whole image and over the hole, and a
 perceptual score: the Fréchet face-descriptor distance of the completed faces to the originals
-(needs the eval extra). It writes a picture grid per mask (rows: original, masked, Telea, ours raw,
+(dlib's face descriptors). It writes a picture grid per mask (rows: original, masked, Telea, ours raw,
 ours blended) and all numbers as JSON.
 
   python benchmarks/inpaint_quality.py --data ../shared/data/celeba --last 500 --out out/quality

@@ -350,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     framer.add_argument("--resume", action="store_true", help="continue from OUT's last state")
 
     evaluate = commands.add_parser("eval", help="Fréchet face-descriptor distance of a checkpoint's samples to real faces",
-                                   description="Score a checkpoint: Fréchet distance between dlib face descriptors of its samples and of real images (needs the eval extra).")
+                                   description="Score a checkpoint: Fréchet distance between dlib face descriptors of its samples and of real images.")
     evaluate.add_argument("--checkpoint", help="checkpoint file or folder (default: the shipped face model)")
     evaluate.add_argument("--data", required=True, help="folder of real aligned faces")
     evaluate.add_argument("--last", type=int, help="use only the last N files by name (e.g. 500: the validation split of a --val-count 500 run)")

@@ -27,7 +27,7 @@ from inpaint.framing import Framing, apply, from_model, hole_to_model, to_model
 from inpaint.images import normalise_mode
 from inpaint.locate import FaceTemplate, box_framing, context_framing, find_face_framing, shows_face, whole_framing
 from inpaint.search import SearchProgress, SearchSettings, search
-from inpaint.texture import MIN_UPSCALE, photo_detail
+from inpaint.texture import MIN_UPSCALE, match_colours, photo_detail, restore_edges
 
 CROP_MODES = ("auto", "face", "context", "whole")
 NO_FACE_NOTE = ("no face owns the hole: the face model only draws faces, so it was filled with OpenCV's Telea "
@@ -156,12 +156,13 @@ def _in_view(view: Framing, rows: slice, cols: slice) -> np.ndarray:
 
 def _finish(item: _Prepared, fills: list[np.ndarray], blend: bool, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(raw, shown) pixel arrays over the hole's region for each model-size fill (S, S, C) 0…255:
-    the fill warped back, given the photo's fine detail where it was enlarged, pasted into the
-    hole, blended. Hole pixels outside the model's square get a classical fill."""
+    the fill warped back (its edges restored where it was enlarged), its colours matched to the
+    photo's, given the photo's fine detail, pasted into the hole, blended. Hole pixels outside the
+    model's square get a classical fill."""
     region = _hole_region(item.hole)
     upscale = 1 / item.view.scale
-    # The ring the detail is drawn from reaches beyond the blend's region.
-    wide = _hole_region(item.hole, int(max(8 * upscale, 8))) if upscale >= MIN_UPSCALE else region
+    # The rings colours and detail are measured on reach beyond the blend's region.
+    wide = _hole_region(item.hole, int(max(8 * upscale, 8)))
     inner = (slice(region[0].start - wide[0].start, region[0].stop - wide[0].start),
              slice(region[1].start - wide[1].start, region[1].stop - wide[1].start))
     known, hole = item.pixels[region].astype(np.float64), item.hole[region]
@@ -169,7 +170,8 @@ def _finish(item: _Prepared, fills: list[np.ndarray], blend: bool, seed: int) ->
     base = classical_fill(item.pixels, item.hole, region).astype(np.float64) if outside.any() else known
     finished = []
     for fill in fills:
-        canvas = from_model(fill, item.view, *wide)
+        canvas = restore_edges(from_model(fill, item.view, *wide), upscale)
+        canvas = match_colours(canvas, item.pixels[wide], ~item.hole[wide], item.hole[wide], upscale)
         if upscale >= MIN_UPSCALE:
             detail = photo_detail(item.pixels[wide], ~item.hole[wide], item.hole[wide], upscale, canvas, seed)
             canvas = canvas + detail[..., None]

@@ -1,8 +1,8 @@
 """Fréchet distance between face-descriptor statistics of two image sets.
 
 The descriptor is dlib's ResNet face-recognition network (128-d), an independent pretrained face
-model that installs offline with the `eval` extra (`pip install -e '.[eval]'`: dlib-bin and
-face_recognition_models). Aligned 64×64 crops in CelebA framing are upscaled to the 150×150 chips
+model that installs offline with the package (dlib-bin and face_recognition_models, which
+also find faces for the engine). Aligned 64×64 crops in CelebA framing are upscaled to the 150×150 chips
 the network expects. Lower is better; two halves of a set of real faces score ≈ 0.006.
 """
 
@@ -34,7 +34,7 @@ def _descriptor_model():
         except ImportError:
             spec = None
         if spec is None or spec.origin is None:
-            raise UserError("face metrics need the eval extra: pip install -e '.[eval]' (dlib-bin, face_recognition_models)")
+            raise UserError("face metrics need dlib: pip install dlib-bin face_recognition_models")
         _model = dlib.face_recognition_model_v1(str(Path(spec.origin).parent / "models" / _MODEL_FILE))
     return _model
 

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from inpaint.errors import UserError
+from inpaint.framing import compose, resize_map
 
 PHOTO_SIDE = 800  # the whole photo is searched at this size at most
 WINDOW_SIDE = 320  # each hole-centred window is searched at this size
@@ -132,7 +133,7 @@ def _search_windows(shape: tuple[int, int], hole: np.ndarray | None) -> list[tup
     long_side = max(height, width)
     has_hole = hole is not None and bool(hole.any())
     scale = min(PHOTO_SIDE / long_side, 4.0)
-    windows = [(np.array([[scale, 0, 0.5 * scale - 0.5], [0, scale, 0.5 * scale - 0.5]]),
+    windows = [(resize_map(scale),
                 (max(1, round(width * scale)), max(1, round(height * scale))))]
     if has_hole:
         ys, xs = np.nonzero(hole)
@@ -153,8 +154,7 @@ def _warp(rgb: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndar
     if scale < 0.75:  # shrinking: average first so the detector sees a clean picture
         small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         fx, fy = small.shape[1] / rgb.shape[1], small.shape[0] / rgb.shape[0]
-        first = np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5]])
-        matrix = (np.vstack([matrix, [0, 0, 1]]) @ np.linalg.inv(np.vstack([first, [0, 0, 1]])))[:2]
+        matrix = compose(matrix, cv2.invertAffineTransform(resize_map(fx, fy)))
         rgb = small
     return cv2.warpAffine(rgb, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
@@ -175,7 +175,7 @@ def detect(rgb: np.ndarray, hole: np.ndarray | None = None, threshold: float = 0
             turned = matrix
             if tilt:
                 turn = cv2.getRotationMatrix2D(((size[0] - 1) / 2, (size[1] - 1) / 2), tilt, 1.0)
-                turned = (np.vstack([turn, [0, 0, 1]]) @ np.vstack([matrix, [0, 0, 1]]))[:2]
+                turned = compose(turn, matrix)
             window = _warp(rgb, turned, size)
             back = cv2.invertAffineTransform(turned)
             rectangles, scores = MODELS.detect(window, threshold)

@@ -70,23 +70,12 @@ class FramerNet(nn.Module):
 
 def view_input(pixels: np.ndarray, hole: np.ndarray, view: Framing) -> np.ndarray:
     """The framer's input for a proposed square: (4, 64, 64) float32. pixels (H, W, C) uint8."""
-    window = _at_input_size(view)
+    window = view.resized(INPUT)
     image = to_model(pixels, window)
     if image.ndim == 2 or image.shape[2] == 1:
         image = np.repeat(image.reshape(INPUT, INPUT, 1), 3, axis=2)
     mask = hole_to_model(hole, window) if hole is not None else np.zeros((INPUT, INPUT), bool)
     return np.concatenate([image / 127.5 - 1, mask[..., None]], axis=2).transpose(2, 0, 1).astype(np.float32)
-
-
-def _at_input_size(view: Framing) -> Framing:
-    k = INPUT / view.size
-    return Framing(compose(np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5]]), view.matrix), INPUT, view.how)
-
-
-def _at_size(window: Framing, size: int, like: Framing) -> Framing:
-    """The window as a framing of a model of `size`, described like the proposal it came from."""
-    k = size / INPUT
-    return Framing(compose(np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5]]), window.matrix), size, like.how, like.confirmed)
 
 
 def correction(prediction: np.ndarray) -> np.ndarray:
@@ -107,11 +96,11 @@ class Framer:
         if not proposals:
             return []
         size = proposals[0].size
-        windows = [_at_input_size(p) for p in proposals]
+        windows = [p.resized(INPUT) for p in proposals]
         logits = np.zeros(len(windows))
         for _ in range(steps):
             views = torch.from_numpy(np.stack([view_input(pixels, hole, w) for w in windows]))
             out = self.net(views).float().numpy()
-            windows = [Framing(compose(correction(row), w.matrix), INPUT, w.how) for row, w in zip(out, windows)]
+            windows = [Framing(compose(correction(row), w.matrix), INPUT, w.how, w.confirmed) for row, w in zip(out, windows)]
             logits = out[:, 6]
-        return [(_at_size(w, size, p), float(1 / (1 + np.exp(-logit)))) for w, p, logit in zip(windows, proposals, logits)]
+        return [(w.resized(size), float(1 / (1 + np.exp(-logit)))) for w, logit in zip(windows, logits)]

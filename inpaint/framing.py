@@ -26,6 +26,12 @@ def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (np.vstack([a, [0, 0, 1]]) @ np.vstack([b, [0, 0, 1]]))[:2]
 
 
+def resize_map(fx: float, fy: float | None = None) -> np.ndarray:
+    """The 2×3 map of a pixel grid resized fx (and fy) times: pixel edges, not centres, line up."""
+    fy = fx if fy is None else fy
+    return np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5]])
+
+
 def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """(N, 2) points through a 2×3 map."""
     return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
@@ -63,9 +69,11 @@ class Framing:
     @classmethod
     def square(cls, left: float, top: float, side: float, size: int, how: str) -> Framing:
         """An upright square of the photo: [left, left + side) × [top, top + side) → [0, S)²."""
-        scale = size / side
-        shift = 0.5 * scale - 0.5  # pixel edges, not centres, line up
-        return cls(np.array([[scale, 0.0, shift - left * scale], [0.0, scale, shift - top * scale]]), size, how)
+        return cls(compose(resize_map(size / side), np.array([[1.0, 0, -left], [0, 1.0, -top]])), size, how)
+
+    def resized(self, size: int) -> Framing:
+        """The same square for a model of another size."""
+        return Framing(compose(resize_map(size / self.size), self.matrix), size, self.how, self.confirmed)
 
     @property
     def scale(self) -> float:
@@ -135,10 +143,9 @@ def to_model(array: np.ndarray, framing: Framing, border: int = cv2.BORDER_REFLE
         new_size = (max(1, round(region.shape[1] * shrink)), max(1, round(region.shape[0] * shrink)))
         fx, fy = new_size[0] / region.shape[1], new_size[1] / region.shape[0]
         region = cv2.resize(region, new_size, interpolation=cv2.INTER_AREA)  # in the photo's dtype: no big float copy
-        matrix = compose(np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5]]), matrix)
+        matrix = compose(resize_map(fx, fy), matrix)
     # region → model ×SUPERSAMPLE: model = framing ∘ region⁻¹, then scaled up by the supersampling.
-    up = np.array([[SUPERSAMPLE, 0, 0.5 * SUPERSAMPLE - 0.5], [0, SUPERSAMPLE, 0.5 * SUPERSAMPLE - 0.5]])
-    to_fine = compose(up, compose(framing.matrix, cv2.invertAffineTransform(matrix)))
+    to_fine = compose(resize_map(SUPERSAMPLE), compose(framing.matrix, cv2.invertAffineTransform(matrix)))
     fine = cv2.warpAffine(region.astype(np.float32), to_fine, (size * SUPERSAMPLE, size * SUPERSAMPLE), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
     out = cv2.resize(fine, (size, size), interpolation=cv2.INTER_AREA)

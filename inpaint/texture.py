@@ -1,5 +1,16 @@
-"""Photo-scale detail for a fill drawn at the model's resolution.
+"""Making a fill drawn at the model's resolution match the photo around it: its colours, and
+the photo-scale detail it lacks.
 
+Colours: each channel of the fill is shifted and scaled so that, on the ring of known pixels
+around the hole (where the fill exists too, since the model draws its whole square), its mean
+and spread match the photo's at the model's scale (the photo blurred as the model sees it). The
+Poisson blend that follows removes what is left along the seam; matching first leaves it less to
+spread into the hole, so the fill keeps its own contrast.
+
+Edges: interpolation softens the fill's edges as it enlarges it; an unsharp mask at the
+enlargement's scale (half its amount) gives back some of their contrast.
+
+Detail:
 A 64-pixel fill scaled up into a sharp photo reads as a blurred patch: it lacks everything finer
 than one model pixel (skin texture, hair, grain, JPEG noise). That missing band is taken from the
 photo itself: the high-pass of its brightness (the photo minus its blur at the model's scale,
@@ -7,7 +18,8 @@ computed from known pixels only) is copied in patches from the ring of known pix
 hole and laid over the hole by overlap-add with sine windows, whose squares sum to one, so the
 detail keeps the ring's strength. Each patch is chosen, among a few random ones, as the one whose
 surroundings have the colour the fill has where it goes (skin texture onto skin, not hair onto
-skin), and only from the quieter part of the ring (strong edges would come out as stray lines).
+skin), and only from the quieter half of the ring (strong edges would come out as stray lines),
+then scaled to the ring's median strength.
 The detail is brightness only, added alike to every channel, so it brings no colour speckle. The
 Poisson blend that follows matches the fill's colours to the photo and keeps these gradients.
 """
@@ -19,6 +31,8 @@ import numpy as np
 
 MIN_UPSCALE = 1.5  # below this the fill is nearly as sharp as the photo: nothing to add
 CHOICES = 12  # random source patches considered for each place
+GAIN_RANGE = (0.7, 1.5)  # how far colour matching may stretch or squeeze a channel
+SHARPEN = 0.5  # unsharp-mask amount for an enlarged fill
 
 
 def _masked_blur(image: np.ndarray, known: np.ndarray, sigma: float) -> np.ndarray:
@@ -60,12 +74,14 @@ def photo_detail(photo: np.ndarray, known: np.ndarray, hole: np.ndarray, upscale
     usable = known & (to_hole > 2 * sigma)
     usable = cv2.erode(usable.astype(np.uint8), np.ones((patch + 1, patch + 1), np.uint8)).astype(bool)
     usable[:half + 1], usable[-half - 1:], usable[:, :half + 1], usable[:, -half - 1:] = False, False, False, False
-    reach = max(4 * patch, 0.5 * max(np.ptp(hy), np.ptp(hx)))
+    reach = 3 * patch  # the nearest surroundings: most likely the same surface (skin around the eyes, not hair)
     ys, xs = np.nonzero(usable & (to_hole < reach + 2 * sigma + patch))
     if len(ys) == 0:
         return detail
     energy = cv2.GaussianBlur(high**2, (0, 0), half)[ys, xs]
-    quiet = energy <= np.quantile(energy, 0.75)
+    quiet = energy <= np.median(energy)
+    # Patches come from the quieter half, but the detail gets the ring's typical (median) strength.
+    gain = float(np.sqrt(np.median(energy) / max(energy[quiet].mean(), 1e-6)))
     ys, xs = ys[quiet], xs[quiet]
     # One place per half-patch step over the hole's box; each gets the best of CHOICES sources.
     rng = np.random.default_rng(seed)
@@ -94,6 +110,28 @@ def photo_detail(photo: np.ndarray, known: np.ndarray, hole: np.ndarray, upscale
             n_r, n_c = block.shape[:2]
             y0, x0 = top + a * half + patch, left + b * half + patch
             canvas[y0: y0 + n_r * patch, x0: x0 + n_c * patch] += block.transpose(0, 2, 1, 3).reshape(n_r * patch, n_c * patch)
-    detail = canvas[patch: patch + hole.shape[0], patch: patch + hole.shape[1]]
+    detail = canvas[patch: patch + hole.shape[0], patch: patch + hole.shape[1]] * gain
     detail[~hole] = 0
     return detail
+
+
+def match_colours(fill: np.ndarray, photo: np.ndarray, known: np.ndarray, hole: np.ndarray, upscale: float) -> np.ndarray:
+    """The fill (h, w, C) float with each channel's mean and spread on the ring of known pixels
+    around the hole matched to the photo's (h, w, C), seen at the model's scale."""
+    extent = max(np.ptp(np.nonzero(hole)[0]), np.ptp(np.nonzero(hole)[1]), 1) if hole.any() else 1
+    width = int(max(4, 0.15 * extent, 2 * upscale))
+    ring = cv2.dilate(hole.astype(np.uint8), np.ones((2 * width + 1, 2 * width + 1), np.uint8)).astype(bool) & known & ~hole
+    if ring.sum() < 16:
+        return fill
+    seen = _masked_blur(photo.astype(np.float32), known, max(0.5 * upscale, 0.5)) if upscale > 1 else photo.astype(np.float32)
+    target, current = seen[ring], fill[ring]
+    gain = np.clip(target.std(0) / np.maximum(current.std(0), 1.0), *GAIN_RANGE)
+    return (fill - current.mean(0)) * gain + target.mean(0)
+
+
+def restore_edges(fill: np.ndarray, upscale: float) -> np.ndarray:
+    """An enlarged fill (h, w, C) float with an unsharp mask at the enlargement's scale."""
+    if upscale < MIN_UPSCALE:
+        return fill
+    blurred = cv2.GaussianBlur(fill, (0, 0), 0.5 * upscale).reshape(fill.shape)
+    return fill + SHARPEN * (fill - blurred)

@@ -17,7 +17,7 @@ from PIL import Image
 from inpaint import faces
 from inpaint.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
 from inpaint.cli import main
-from inpaint.engine import NO_FACE_NOTE, FillItem, choose_view, face_template, fill_images
+from inpaint.engine import NO_FACE_NOTE, choose_view, face_template, fill_images
 from inpaint.errors import UserError
 from inpaint.framing import Framing, apply
 from inpaint.locate import FaceTemplate, find_face_framing, parse_face_box, photo_framing

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from inpaint.framing import Framing, apply, compose, draw, fit_similarity, from_model, hole_to_model, to_model
-from inpaint.texture import photo_detail
+from inpaint.texture import match_colours, photo_detail
 
 
 def smooth_image(size: int, seed: int = 0) -> np.ndarray:
@@ -93,3 +93,17 @@ def test_compose_applies_the_right_map_first():
     shift = np.array([[1.0, 0, 5], [0, 1.0, 0]])
     double = np.array([[2.0, 0, 0], [0, 2.0, 0]])
     assert np.allclose(apply(compose(double, shift), [[1, 1]]), [[12, 2]])
+
+
+def test_colour_matching_makes_the_fill_agree_with_the_ring():
+    rng = np.random.default_rng(2)
+    photo = smooth_image(160, seed=3)
+    hole = np.zeros((160, 160), bool)
+    hole[60:100, 50:110] = True
+    fill = (photo - photo.mean((0, 1))) * 0.8 + photo.mean((0, 1)) + [30.0, -20.0, 10.0]  # a colour cast, less contrast
+    fill += rng.normal(0, 0.1, fill.shape)
+    matched = match_colours(fill, photo, ~hole, hole, upscale=1.0)
+    ring = cv2.dilate(hole.astype(np.uint8), np.ones((19, 19), np.uint8)).astype(bool) & ~hole
+    assert np.abs(matched[ring].mean(0) - photo[ring].mean(0)).max() < 0.5
+    assert np.allclose(matched[ring].std(0), photo[ring].std(0), rtol=0.05)
+    assert np.abs(matched - photo).mean() < 0.1 * np.abs(fill - photo).mean()

@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stab.add_argument("--label-smoothing", type=float, help="one-sided label smoothing: D's target for real images is 1 - this (e.g. 0.1)")
     stab.add_argument("--diffaug", help="differentiable augmentation policies for D's inputs, e.g. color,translation,cutout")
 
-    evals = parser.add_argument_group("evaluation (needs the eval extra: pip install -e '.[eval]')")
+    evals = parser.add_argument_group("evaluation (dlib's face descriptors: installed with the package)")
     evals.add_argument("--val-count", type=int, help="hold out the N image files with the highest names as a validation split")
     evals.add_argument("--eval-every", type=float, help="epochs between Fréchet face-descriptor scores on the validation split; the best is kept as checkpoints/best.safetensors")
     evals.add_argument("--eval-samples", type=int, help=f"generated images per score (default {_DEFAULTS.eval_samples})")

@@ -34,8 +34,8 @@ from inpaint.checkpoint import Checkpoint, WEIGHTS_FILE, load_checkpoint, save_c
 from inpaint.device import autocast, search_precision
 from inpaint.errors import UserError
 from inpaint.fileio import atomic_path, write_text_atomic
-from inpaint.framer import INPUT, REFERENCE, Framer, FramerConfig, FramerNet
-from inpaint.framing import Framing
+from inpaint.framer import INPUT, REFERENCE, FramerConfig, FramerNet
+from inpaint.framing import compose, resize_map
 from inpaint.locate import FaceTemplate, measure_template
 from training.data import decode_images
 from training.run_dir import StatsLog
@@ -160,9 +160,9 @@ class Examples:
         flip = torch.from_numpy(rng.random(n) < 0.5)
         canvases[flip] = canvases[flip].flip(-1)
         offset = (side - size) / 2
-        k = INPUT / size
         # canvas pixels → true view pixels (the model square at the framer's size)
-        canvas_to_true = np.array([[k, 0, (0.5 - offset) * k - 0.5], [0, k, (0.5 - offset) * k - 0.5]])
+        model_to_true = resize_map(INPUT / size)
+        canvas_to_true = compose(model_to_true, np.array([[1.0, 0, -offset], [0, 1.0, -offset]]))
         thetas, targets, faces, hole_thetas = [], [], [], []
         for _ in range(n):
             spread = 1.0 if rng.random() < 0.5 else 0.25
@@ -176,10 +176,8 @@ class Examples:
             view[:, 2] += shift
             targets.append((REFERENCE @ view[:, :2].T + view[:, 2]).ravel())
             faces.append(1.0 if face else 0.0)
-            canvas_to_view = _compose(view, canvas_to_true)
-            thetas.append(_sampling_theta(canvas_to_view, side, INPUT))
-            model_to_view = _compose(view, np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5]]))
-            hole_thetas.append(_sampling_theta(model_to_view, size, INPUT))
+            thetas.append(_sampling_theta(compose(view, canvas_to_true), side, INPUT))
+            hole_thetas.append(_sampling_theta(compose(view, model_to_true), size, INPUT))
         grid = F.affine_grid(torch.from_numpy(np.stack(thetas)).float(), (n, 4, INPUT, INPUT), align_corners=False)
         alpha = self._ovals(rng, n) * canvases[:, 3:4] / 255
         warped = F.grid_sample(torch.cat([canvases[:, :3], alpha], 1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -235,10 +233,6 @@ class Examples:
         noise = torch.from_numpy(rng.random(image.shape)).float() * 255
         content = torch.where(kind == 0, 0.0, torch.where(kind == 1, 255.0, torch.where(kind == 2, colour, noise)))
         return torch.where((hole > 0) & (kind < 4), content, image)
-
-
-def _compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (np.vstack([a, [0, 0, 1]]) @ np.vstack([b, [0, 0, 1]]))[:2]
 
 
 def _sampling_theta(source_to_view: np.ndarray, source_side: int, view_side: int) -> np.ndarray:

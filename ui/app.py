@@ -157,7 +157,7 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
         picture, scale = draw(np.repeat(pixels, 3, 2) if pixels.shape[2] == 1 else pixels, chosen, hole)
         size = checkpoint.config.image_size
         if chosen is None:
-            seen, framing_text = None, f"**No face owns the hole**, so it is filled with OpenCV's Telea method (the face model only draws faces). To use the model anyway, give the face box (click two corners on the picture) or choose the *context* square."
+            seen, framing_text = None, "**No face owns the hole**, so it is filled with OpenCV's Telea method (the face model only draws faces). To use the model anyway, give the face box (click two corners on the picture) or choose the *context* square."
         else:
             seen = Image.fromarray(np.clip(to_model(pixels, chosen), 0, 255).astype(np.uint8).squeeze()).resize((4 * size, 4 * size), Image.Resampling.NEAREST)
             framing_text = (f"The model sees the green square ({chosen.how}: {chosen.side():.0f} px wide, turned {chosen.angle:+.0f}°) "
