@@ -8,8 +8,10 @@ is in the metadata. Training summary facts ride along for model cards and the ap
 
 A face model may also carry its face framing (`framing`: where its training faces' landmarks sit,
 see inpaint.locate) and a framer (`framer.*` tensors, settings under `framer`; see
-inpaint.framer). Both are optional additions within format version 1: a reader that does not know
-them ignores them, and a checkpoint without them is framed the older way.
+inpaint.framer); a checkpoint without them is framed the older way. Format version 2 adds the
+inpainting encoder (`encoder.*` tensors, settings under `encoder`; see inpaint.encoder), which
+starts the latent search; version-1 files (no encoder) load as before and search from random
+latents.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 import inpaint
+from inpaint.encoder import Encoder, EncoderConfig, EncoderNet
 from inpaint.errors import UserError
 from inpaint.fileio import atomic_path
 from inpaint.framer import Framer, FramerConfig, FramerNet
@@ -32,7 +35,7 @@ from inpaint.latent import LatentPrior
 from inpaint.models import Discriminator, Generator, ModelConfig
 
 FORMAT_NAME = "inpaint-dcgan"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the optional inpainting encoder; version 1 files still load
 WEIGHTS_FILE = "model.safetensors"
 SNAPSHOT_DIR = "checkpoints"
 BEST_FILE = "best.safetensors"  # a run's best-scoring snapshot, beside the step-* ones
@@ -63,6 +66,7 @@ class Checkpoint:
     discriminator: Discriminator | None
     metadata: dict[str, Any] = field(default_factory=dict)
     framer: Framer | None = None
+    encoder: Encoder | None = None
 
     @property
     def training(self) -> dict[str, Any]:
@@ -123,12 +127,13 @@ def save_checkpoint(
     content: str | None = None,
     framing: dict[str, Any] | None = None,
     framer: FramerNet | None = None,
+    encoder: EncoderNet | None = None,
 ) -> Path:
     """Write G (and D) with full metadata, atomically. Floating weights are stored as
     `weights_dtype` (float32 by default) and always loaded back as float32. `content` says what
     the model draws ("faces" makes the engine look for faces to frame the crop); `framing` is a
     face model's measured framing (inpaint.locate.FaceTemplate.to_metadata) and `framer` its
-    framer network."""
+    framer network; `encoder` its inpainting encoder."""
     config = generator.config
     metadata = {
         "format": FORMAT_NAME,
@@ -150,6 +155,9 @@ def save_checkpoint(
     if framer is not None:
         metadata["framer"] = framer.config.to_dict()
         tensors.update(_prefixed_state("framer.", framer, weights_dtype))
+    if encoder is not None:
+        metadata["encoder"] = encoder.config.to_dict()
+        tensors.update(_prefixed_state("encoder.", encoder, weights_dtype))
     header = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
@@ -209,14 +217,40 @@ def load_checkpoint(
     framer = None
     if "framer" in metadata and any(key.startswith("framer.") for key in tensors):
         framer = Framer(_build(weights, FramerNet(FramerConfig.from_dict(metadata["framer"])), tensors, "framer."))
+    encoder = None
+    if "encoder" in metadata and any(key.startswith("encoder.") for key in tensors):
+        net = EncoderNet(config, prior, EncoderConfig.from_dict(metadata["encoder"]))
+        encoder = Encoder(_build(weights, net, tensors, "encoder.").to(device))
     return Checkpoint(
         path=weights,
         config=config,
         prior=prior,
-        generator=generator.to(device),
-        discriminator=discriminator.to(device) if discriminator is not None else None,
+        # channels_last: faster for these convolutions on the CPU in either precision (search_speed.py)
+        generator=generator.to(device, memory_format=torch.channels_last),
+        discriminator=discriminator.to(device, memory_format=torch.channels_last) if discriminator is not None else None,
         metadata=metadata,
         framer=framer,
+        encoder=encoder,
+    )
+
+
+def resave_checkpoint(
+    checkpoint: Checkpoint,
+    path: str | Path,
+    training: dict[str, Any] | None = None,
+    framing: dict[str, Any] | None = None,
+    framer: FramerNet | None = None,
+    encoder: EncoderNet | None = None,
+) -> Path:
+    """Write a loaded checkpoint again, in its stored precision, with a part added or replaced (a
+    new training summary, framing, framer or encoder); every part not given is kept."""
+    return save_checkpoint(
+        path, checkpoint.generator, checkpoint.discriminator, checkpoint.prior,
+        training if training is not None else checkpoint.training,
+        stored_dtype(checkpoint.path), checkpoint.metadata.get("content"),
+        framing if framing is not None else checkpoint.metadata.get("framing"),
+        framer if framer is not None else (checkpoint.framer.net if checkpoint.framer else None),
+        encoder if encoder is not None else (checkpoint.encoder.net if checkpoint.encoder else None),
     )
 
 

@@ -34,7 +34,13 @@ def _sample(args: argparse.Namespace) -> int:
 def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     from inpaint.engine import CROP_MODES
     from inpaint.masks import MASK_KINDS, SIDES
-    from inpaint.search import CONSTRAINTS, SearchSettings
+    from inpaint.search import (
+        CONSTRAINTS,
+        ENCODER_START,
+        INITS,
+        RANDOM_START,
+        SearchSettings,
+    )
 
     defaults = SearchSettings()
     parser.add_argument("--checkpoint", help="checkpoint file or folder (default: the shipped face model)")
@@ -42,8 +48,18 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fraction", type=float, help="hole fraction for centre (0.25), random (0.8), pattern (0.25)")
     parser.add_argument("--side", choices=SIDES, default="left", help="which half the half mask removes (default left)")
     search = parser.add_argument_group("search")
-    search.add_argument("--iterations", type=int, default=defaults.iterations, help=f"optimiser steps (default {defaults.iterations})")
-    search.add_argument("--restarts", type=int, default=defaults.restarts, help=f"random starts per image, ranked by context loss (default {defaults.restarts})")
+    search.add_argument("--init", choices=INITS, default=defaults.init,
+                        help="where the search starts: auto (default: the checkpoint's inpainting encoder when it has one, "
+                             "else random latents), encoder, random")
+    search.add_argument("--iterations", type=int,
+                        help=f"optimiser steps (default {ENCODER_START[0]} from the encoder's start, {RANDOM_START[0]} from random starts)")
+    search.add_argument("--restarts", type=int,
+                        help=f"starts per image, searched together and ranked by context loss (default {ENCODER_START[1]} from "
+                             f"the encoder: its prediction and jittered copies; {RANDOM_START[1]} random)")
+    search.add_argument("--jitter", type=float, default=defaults.jitter,
+                        help=f"spread of the jittered starts around the encoder's prediction (default {defaults.jitter})")
+    search.add_argument("--patience", type=int, default=defaults.patience,
+                        help=f"stop an image after this many iterations without improvement, 0 = never (default {defaults.patience})")
     search.add_argument("--lam", type=float, default=defaults.lam, help=f"weight λ of the perceptual (discriminator) loss (default {defaults.lam})")
     search.add_argument("--lr", type=float, default=defaults.lr, help=f"Adam learning rate on z (default {defaults.lr})")
     search.add_argument("--neighbourhood", default="auto", type=_neighbourhood,
@@ -72,12 +88,17 @@ def _neighbourhood(text: str) -> int | str:
 def _search_settings(args: argparse.Namespace):
     from inpaint.search import SearchSettings
 
-    for name in ("iterations", "restarts"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name} must be at least 1")
+    if args.iterations is not None and args.iterations < 0:
+        raise UserError("--iterations must be at least 0 (0: the starting points as they are)")
+    if args.restarts is not None and args.restarts < 1:
+        raise UserError("--restarts must be at least 1")
+    if args.patience < 0:
+        raise UserError("--patience must be at least 0")
+    if not 0 <= args.jitter <= 2:
+        raise UserError("--jitter must be between 0 and 2")
     return SearchSettings(iterations=args.iterations, restarts=args.restarts, lam=args.lam, lr=args.lr,
                           seed=args.seed, constraint=args.constraint, precision=args.precision,
-                          neighbourhood=args.neighbourhood)
+                          neighbourhood=args.neighbourhood, init=args.init, jitter=args.jitter, patience=args.patience)
 
 
 def _load_for_search(args: argparse.Namespace):
@@ -96,6 +117,7 @@ def _fill(args: argparse.Namespace) -> int:
     from inpaint.images import is_image_path, open_image, save_image
     from inpaint.locate import parse_face_box
     from inpaint.masks import load_mask, make_mask
+    from inpaint.search import resolve_settings
 
     source, out = Path(args.image), Path(args.out)
     if out.exists() and out.resolve() == source.resolve():
@@ -109,9 +131,11 @@ def _fill(args: argparse.Namespace) -> int:
     hole = load_mask(args.mask, height, width) if args.mask else make_mask(args.mask_kind, height, width, args.fraction, args.seed, args.side)
     face_box = parse_face_box(args.face_box) if args.face_box else None
     checkpoint = _load_for_search(args)
-    settings = _search_settings(args)
+    settings = resolve_settings(checkpoint, _search_settings(args))
     with tqdm(total=settings.iterations, unit="it", desc="searching z") as bar:
         def report(progress) -> None:
+            if progress.active == 0:  # every image stopped early: the search is complete here
+                bar.total = progress.iteration
             bar.update(progress.iteration - bar.n)
             bar.set_postfix(context_loss=f"{progress.context_loss.min():.2f}")
 
@@ -159,10 +183,10 @@ def _edit(args: argparse.Namespace) -> int:
 
     from inpaint import editor
     from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
+    from inpaint.fileio import atomic_path
     from inpaint.grids import save_grid
     from inpaint.images import open_image
     from inpaint.sampling import generate
-    from inpaint.fileio import atomic_path
 
     checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint))
     out = Path(args.out)
@@ -235,6 +259,23 @@ def _train_framer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_encoder(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from inpaint.checkpoint import checkpoint_or_default
+    from training.encoder import EncoderOptions, train_encoder
+
+    given = {f.name: getattr(args, f.name) for f in fields(EncoderOptions) if getattr(args, f.name, None) is not None}
+    options = EncoderOptions(**{**given, "checkpoint": str(checkpoint_or_default(args.checkpoint))})
+    try:
+        path = train_encoder(options, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with the same command and --resume (state in {args.out})", file=sys.stderr)
+        return 130
+    print(f"wrote {path}: the checkpoint with its inpainting encoder; use it with --checkpoint {path.parent}")
+    return 0
+
+
 def _app(args: argparse.Namespace) -> int:
     from ui.app import launch
 
@@ -247,9 +288,9 @@ def _app(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
     from inpaint.face_metrics import face_descriptors, frechet_distance
+    from inpaint.images import find_images
     from inpaint.sampling import generate, latents_for_seed
     from training.data import decode_images
-    from inpaint.images import find_images
 
     checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint), with_discriminator=False)
     files, _ = find_images(args.data)
@@ -349,6 +390,28 @@ def build_parser() -> argparse.ArgumentParser:
     framer.add_argument("--checkpoint-every", type=int, help="steps between saved states and validation scores (default 1000)")
     framer.add_argument("--resume", action="store_true", help="continue from OUT's last state")
 
+    encoder = commands.add_parser(
+        "train-encoder", help="train a checkpoint's inpainting encoder (starts the search next to the answer)",
+        description="Train an inpainting encoder E(masked image, mask) → z for a checkpoint, with G and D frozen, on G's own "
+                    "samples and the checkpoint's training images, and write the checkpoint with it to OUT/model.safetensors.")
+    encoder.add_argument("--checkpoint", help="checkpoint (default: the shipped face model)")
+    encoder.add_argument("--data", required=True, help="the checkpoint's training images")
+    encoder.add_argument("--out", required=True, help="run folder: state, stats, pictures, and the new model.safetensors")
+    encoder.add_argument("--val-count", type=int, help="hold out the last N files, as the checkpoint's training did (e.g. 500)")
+    encoder.add_argument("--steps", type=int, help="training steps (default 4000)")
+    encoder.add_argument("--batch-size", type=int, help="examples per step, half generated and half real (default 64)")
+    encoder.add_argument("--lr", type=float, help="peak learning rate of the one-cycle schedule (default 2e-3)")
+    encoder.add_argument("--width", type=int, help="channels of the encoder's first layer (default 32)")
+    encoder.add_argument("--latent-weight", type=float, help="weight of the latent regression on G's samples (default 1)")
+    encoder.add_argument("--pixel-weight", type=float, help="weight of the pixel L1 losses (default 1)")
+    encoder.add_argument("--hole-weight", type=float, help="weight of the L1 over the hole's pixels of real images (default 0.5)")
+    encoder.add_argument("--feature-weight", type=float, help="weight of the loss on D's features of real images (default 0.5)")
+    encoder.add_argument("--seed", type=int, help="seed of the batches, holes and initialisation (default 0)")
+    encoder.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    encoder.add_argument("--log-every", type=int, help="steps between stats lines (default 50)")
+    encoder.add_argument("--checkpoint-every", type=int, help="steps between saved states, validation scores and pictures (default 500)")
+    encoder.add_argument("--resume", action="store_true", help="continue from OUT's last state")
+
     evaluate = commands.add_parser("eval", help="Fréchet face-descriptor distance of a checkpoint's samples to real faces",
                                    description="Score a checkpoint: Fréchet distance between dlib face descriptors of its samples and of real images.")
     evaluate.add_argument("--checkpoint", help="checkpoint file or folder (default: the shipped face model)")
@@ -378,12 +441,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     args = build_parser().parse_args(argv)
     handlers = {"app": _app, "edit": _edit, "fill": _fill, "batch": _batch, "sample": _sample, "eval": _evaluate, "export": _export,
-                "train-framer": _train_framer}
+                "train-framer": _train_framer, "train-encoder": _train_encoder}
     try:
         if args.command == "train":
             from training.cli import run
 
             return run(args)
+        if args.command in ("fill", "batch", "edit", "sample"):  # the app sets its own (ui.app.launch)
+            from inpaint.device import limit_cpu_threads
+
+            limit_cpu_threads()
         return handlers[args.command](args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,9 +1,12 @@
-"""Choosing where and in what precision the networks run."""
+"""Choosing where, in what precision and on how many CPU threads the networks run."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 
@@ -63,3 +66,53 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     with torch.autocast(device_type=device.type, dtype=dtype):
         yield
+
+
+def available_cores() -> int:
+    """The CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (containers)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def busy_cores(samples: int = 5, interval: float = 0.01) -> float:
+    """How many cores other processes keep busy now: on Linux the runnable tasks of /proc/loadavg
+    (this one excluded), averaged over a few samples; elsewhere the one-minute load average."""
+    try:
+        counts = []
+        for i in range(samples):
+            if i:
+                time.sleep(interval)
+            running = Path("/proc/loadavg").read_text().split()[3].split("/")[0]
+            counts.append(int(running) - 1)
+        return max(0.0, sum(counts) / len(counts))
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
+def cpu_threads(concurrent: int = 1) -> int:
+    """Threads for CPU work that should not oversubscribe: the cores other processes are not
+    keeping busy, shared among `concurrent` jobs of this process; at least one. OpenMP threads
+    wait for each other at every operation, so one thread that loses its core to another process
+    stalls them all (benchmarks/threads.py measures it)."""
+    free = max(1, available_cores() - int(busy_cores() + 0.5))
+    return max(1, free // max(1, concurrent))
+
+
+def limit_cpu_threads(concurrent: int = 1) -> int:
+    """Set torch's CPU threads by cpu_threads unless the user chose them (OMP_NUM_THREADS or
+    INPAINT_THREADS); returns the number in use."""
+    chosen = os.environ.get("INPAINT_THREADS") or ("" if "OMP_NUM_THREADS" in os.environ else None)
+    if chosen:
+        try:
+            torch.set_num_threads(max(1, int(chosen)))
+        except ValueError:
+            raise UserError(f"INPAINT_THREADS must be a whole number, not {chosen!r}") from None
+    elif chosen is None:
+        torch.set_num_threads(cpu_threads(concurrent))
+    return torch.get_num_threads()

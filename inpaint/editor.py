@@ -19,9 +19,9 @@ from PIL import Image
 
 from inpaint.checkpoint import Checkpoint
 from inpaint.engine import colour_pixels, face_template, uses_faces
+from inpaint.fileio import atomic_path
 from inpaint.framing import Framing, to_model
 from inpaint.locate import photo_framing
-from inpaint.fileio import atomic_path
 from inpaint.sampling import generate, latents_for_seed
 from inpaint.search import SearchSettings, search
 
@@ -100,10 +100,10 @@ class Projection:
     view: Framing  # where the model's square lies in the photo
 
 
-def project(checkpoint: Checkpoint, photo: Image.Image, settings: SearchSettings = SearchSettings(iterations=300, restarts=8, lam=0.0)) -> Projection:
+def project(checkpoint: Checkpoint, photo: Image.Image, settings: SearchSettings = SearchSettings(lam=0.0)) -> Projection:
     """The latent whose G(z) best matches a photo, framed like the engine frames a face (the
     largest face, aligned, for a face model; else the centre square), found with every pixel
-    known and uniform weights."""
+    known and uniform weights, from the encoder's prediction when the checkpoint has one."""
     size, channels = checkpoint.config.image_size, checkpoint.config.channels
     pixels = np.asarray(colour_pixels(photo, 3))
     view = photo_framing(pixels, face_template(checkpoint), size, uses_faces(checkpoint, "auto"), checkpoint.framer)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -25,11 +25,20 @@ from inpaint.checkpoint import Checkpoint
 from inpaint.errors import UserError
 from inpaint.framing import Framing, apply, from_model, hole_to_model, to_model
 from inpaint.images import normalise_mode
-from inpaint.locate import FaceTemplate, box_framing, context_framing, find_face_framing, shows_face, whole_framing
-from inpaint.search import SearchProgress, SearchSettings, search
+from inpaint.locate import (
+    FaceTemplate,
+    box_framing,
+    context_framing,
+    find_face_framing,
+    shows_face,
+    whole_framing,
+)
+from inpaint.masks import hole_box
+from inpaint.search import SearchProgress, SearchSettings, resolve_settings, search
 from inpaint.texture import MIN_UPSCALE, match_colours, photo_detail, restore_edges
 
 CROP_MODES = ("auto", "face", "context", "whole")
+VERIFY_STARTS = 4  # starts per image when a face must still be confirmed by its fill
 NO_FACE_NOTE = ("no face owns the hole: the face model only draws faces, so it was filled with OpenCV's Telea "
                 "method instead (--crop context forces the face model; --face-box X,Y,W,H says where the face is)")
 FaceBox = tuple[float, float, float, float]  # x, y, width, height in photo pixels
@@ -141,9 +150,9 @@ def _prepare(checkpoint: Checkpoint, item: FillItem, crop: str) -> _Prepared:
 def _hole_region(hole: np.ndarray, margin: int = 1) -> tuple[slice, slice]:
     """The hole's bounding box plus `margin` pixels (1: the ring of known pixels Poisson blending
     reads), clipped to the image: the only part of the photo that finishing a fill touches."""
-    ys, xs = np.nonzero(hole)
-    return (slice(max(ys.min() - margin, 0), min(ys.max() + 1 + margin, hole.shape[0])),
-            slice(max(xs.min() - margin, 0), min(xs.max() + 1 + margin, hole.shape[1])))
+    left, top, right, bottom = hole_box(hole)
+    return (slice(max(top - margin, 0), min(bottom + 1 + margin, hole.shape[0])),
+            slice(max(left - margin, 0), min(right + 1 + margin, hole.shape[1])))
 
 
 def _in_view(view: Framing, rows: slice, cols: slice) -> np.ndarray:
@@ -244,6 +253,11 @@ def fill_images(
         else:  # nothing to fill: the image comes back as it is
             outputs[index] = _unchanged(item.image)
     searched = [index for index, item in prepared.items() if item.view is not None]
+    if crop == "auto" and any(not prepared[i].view.confirmed for i in searched):
+        # A face only the framer vouched for is kept if a fill shows it to a detector: with more
+        # starts, more chances that one of them draws it clearly enough (photo_quality.py).
+        settings = resolve_settings(checkpoint, settings)
+        settings = replace(settings, restarts=max(settings.restarts, VERIFY_STARTS))
     result = None
     if searched:
         result = search(

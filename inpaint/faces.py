@@ -24,6 +24,7 @@ import numpy as np
 
 from inpaint.errors import UserError
 from inpaint.framing import compose, resize_map
+from inpaint.masks import hole_box
 
 PHOTO_SIDE = 800  # the whole photo is searched at this size at most
 WINDOW_SIDE = 320  # each hole-centred window is searched at this size
@@ -136,9 +137,9 @@ def _search_windows(shape: tuple[int, int], hole: np.ndarray | None) -> list[tup
     windows = [(resize_map(scale),
                 (max(1, round(width * scale)), max(1, round(height * scale))))]
     if has_hole:
-        ys, xs = np.nonzero(hole)
-        cx, cy = (xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2
-        extent = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1, 16)
+        left, top, right, bottom = hole_box(hole)
+        cx, cy = (left + right) / 2, (top + bottom) / 2
+        extent = max(right - left + 1, bottom - top + 1, 16)
         for factor in WINDOW_FACTORS:
             side = extent * factor
             s = WINDOW_SIDE / side
@@ -165,8 +166,8 @@ def detect(rgb: np.ndarray, hole: np.ndarray | None = None, threshold: float = 0
     faces whose box contains the hole's centre are kept (and the search is centred on it)."""
     height, width = rgb.shape[:2]
     if hole is not None and hole.any():
-        ys, xs = np.nonzero(hole)
-        centre = np.array([(xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2])
+        left, top, right, bottom = hole_box(hole)
+        centre = np.array([(left + right) / 2, (top + bottom) / 2])
     else:
         centre = None
     faces: list[Face] = []

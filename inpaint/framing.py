@@ -131,8 +131,16 @@ def _region(array: np.ndarray, bounds: tuple[int, int, int, int], border: int) -
 def to_model(array: np.ndarray, framing: Framing, border: int = cv2.BORDER_REFLECT_101) -> np.ndarray:
     """The photo's pixels (H, W[, C], any dtype) seen through the framing: float32 (S, S[, C]).
 
-    Parts of the square outside the photo are filled by `border` (reflection by default)."""
+    Parts of the square outside the photo are filled by `border` (reflection by default). A
+    framing that is a whole-pixel shift at the photo's own scale (a photo already at the model's
+    size) gives the photo's pixels exactly: resampling would blur them, and smear each hole pixel
+    into its neighbours (80% random missing pixels would leave no known pixel at all)."""
     size = framing.size
+    m = framing.matrix
+    if np.allclose(m[:, :2], np.eye(2), atol=1e-9) and np.allclose(m[:, 2], np.round(m[:, 2]), atol=1e-6):
+        left, top = (-np.round(m[:, 2])).astype(int)
+        region = _region(array, (int(left), int(top), int(left) + size, int(top) + size), border)
+        return region.astype(np.float32).reshape((size, size) + array.shape[2:])
     bounds = framing.photo_bounds()
     left, top = bounds[:2]
     region = _region(array, bounds, border)
@@ -154,7 +162,12 @@ def to_model(array: np.ndarray, framing: Framing, border: int = cv2.BORDER_REFLE
 
 def hole_to_model(hole: np.ndarray, framing: Framing) -> np.ndarray:
     """(S, S) bool: model pixels that any hole pixel reaches. Outside the photo is not a hole."""
-    coverage = to_model(hole.astype(np.float32), framing, border=cv2.BORDER_CONSTANT)
+    # Only the square's part of the mask is converted to float: a big photo's whole mask would
+    # cost more than the warp.
+    left, top, right, bottom = framing.photo_bounds()
+    crop = _region(hole.astype(bool, copy=False).view(np.uint8), (left, top, right, bottom), cv2.BORDER_CONSTANT).astype(np.float32)
+    shifted = Framing(compose(framing.matrix, np.array([[1.0, 0, left], [0, 1.0, top]])), framing.size, framing.how)
+    coverage = to_model(crop, shifted, border=cv2.BORDER_CONSTANT)
     return coverage > 1e-3
 
 

@@ -9,15 +9,22 @@ a known one), so a large hole is matched against a band of context as wide as it
 face, a 7×7 window would see only 3 columns next to the cut. G and D stay frozen in eval mode, so an
 image's result never depends on its batch-mates; losses are summed per image, never averaged
 over the batch, so λ means the same at any batch size. z stays in the prior's support (clipped
-back into [-1, 1] after every step, or reparametrised as z = tanh(u)). Every image gets several
-random restarts, all searched in one batch, and they are ranked by their context loss.
+back into [-1, 1] after every step, or reparametrised as z = tanh(u)).
+
+Every image gets several starts (restarts), all searched in one batch and ranked by their context
+loss. With an inpainting encoder in the checkpoint (inpaint.encoder) the starts are E's prediction
+and jittered copies of it, and a short refinement suffices; without one they are seeded random
+draws from the prior and the search runs longer. Each start keeps the best latent it has met. An
+image stops early once none of its starts has lowered its best context loss by `tolerance`
+(relative) over the last `patience` iterations; its rows then leave the batch, so a stopped image
+costs nothing more and its batch-mates carry on unchanged.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -26,14 +33,20 @@ import torch.nn.functional as F
 
 from inpaint.checkpoint import Checkpoint
 from inpaint.device import autocast, search_precision
+from inpaint.errors import UserError
 
 CONSTRAINTS = ("clip", "tanh")
+INITS = ("auto", "encoder", "random")
+# (iterations, restarts) when the settings leave them open, by where the search starts; chosen by
+# benchmarks/inpaint_quality.py --sweep (README, "Choosing the search defaults").
+ENCODER_START = (25, 1)
+RANDOM_START = (300, 4)
 
 
 @dataclass(frozen=True)
 class SearchSettings:
-    iterations: int = 300  # 300 × 4 chosen by benchmarks/inpaint_quality.py --sweep on centre and half masks (README)
-    restarts: int = 4
+    iterations: int | None = None  # None: ENCODER_START or RANDOM_START, by where the search starts
+    restarts: int | None = None  # starts per image, searched together and ranked by context loss
     lam: float = 0.003
     lr: float = 0.03
     seed: int = 0
@@ -43,6 +56,26 @@ class SearchSettings:
     weighting: str = "neighbourhood"  # or "uniform": every known pixel weighs 1 (projection of a whole image)
     precision: str = "auto"  # see inpaint.device.search_precision
     report_every: int = 25
+    init: str = "auto"  # "encoder": E's prediction and jittered copies; "random": prior draws; "auto": E when the checkpoint has one
+    jitter: float = 0.2  # spread of the jittered starts around E's prediction, in units of the prior's scale
+    patience: int = 15  # an image stops after this many iterations without improvement (0: never stops early)
+    tolerance: float = 0.002  # the relative fall of the context loss that counts as an improvement
+
+
+def resolve_settings(checkpoint: Checkpoint, settings: SearchSettings) -> SearchSettings:
+    """The settings with `init` made concrete and open iteration and restart counts filled in."""
+    if settings.init not in INITS:
+        raise UserError(f"search start must be one of {', '.join(INITS)}, not {settings.init!r}")
+    init = settings.init
+    if init == "auto":
+        init = "encoder" if checkpoint.encoder is not None else "random"
+    if init == "encoder" and checkpoint.encoder is None:
+        raise UserError(f"{checkpoint.path}: has no inpainting encoder to start the search from (train one with "
+                        "`inpaint train-encoder`, or start from random latents)")
+    iterations, restarts = ENCODER_START if init == "encoder" else RANDOM_START
+    return replace(settings, init=init,
+                   iterations=iterations if settings.iterations is None else settings.iterations,
+                   restarts=restarts if settings.restarts is None else settings.restarts)
 
 
 @dataclass
@@ -51,8 +84,9 @@ class SearchProgress:
     iterations: int
     context_loss: torch.Tensor  # (N,) best restart's context loss so far
     current: torch.Tensor  # (N, C, S, S) G(z) of each image's current best restart, model space
-    restart_context_loss: torch.Tensor  # (N, k) every restart's context loss
-    restart_images: torch.Tensor  # (N, k, C, S, S) every restart's G(z), model space
+    restart_context_loss: torch.Tensor  # (N, k) every restart's best context loss so far
+    restart_images: torch.Tensor  # (N, k, C, S, S) G(z) of every restart's best latent so far, model space
+    active: int  # images still searching (the others stopped early)
 
 
 @dataclass
@@ -64,6 +98,7 @@ class SearchResult:
     candidates: torch.Tensor  # (N, k, C, S, S), best first
     candidate_z: torch.Tensor  # (N, k, latent_dim)
     candidate_context_loss: torch.Tensor  # (N, k)
+    iterations: torch.Tensor  # (N,) iterations each image ran before it stopped
 
 
 def context_weights(known: torch.Tensor, size: int = 7) -> torch.Tensor:
@@ -110,6 +145,20 @@ def _prior_init(checkpoint: Checkpoint, n_images: int, settings: SearchSettings)
     return z0.repeat(n_images, 1)
 
 
+def _encoder_init(checkpoint: Checkpoint, images: torch.Tensor, known: torch.Tensor, settings: SearchSettings) -> torch.Tensor:
+    """Starting latents around E's prediction: restart 0 is the prediction itself, restart r > 0
+    adds `jitter` times the r-th seeded prior draw (the same offsets for every image, and the same
+    first offsets whatever the number of restarts)."""
+    predicted = checkpoint.encoder.predict(images, known).cpu()
+    generator = torch.Generator().manual_seed(settings.seed)
+    dim = checkpoint.config.latent_dim
+    offsets = [torch.zeros(dim)] + [checkpoint.prior.sample(1, dim, generator)[0] for _ in range(settings.restarts - 1)]
+    z0 = predicted[:, None] + settings.jitter * torch.stack(offsets)[None]
+    if checkpoint.prior.kind == "uniform":
+        z0 = z0.clamp(-1, 1)
+    return z0.flatten(0, 1)
+
+
 def search(
     checkpoint: Checkpoint,
     images: torch.Tensor,
@@ -119,75 +168,131 @@ def search(
 ) -> SearchResult:
     """Inpaint a batch. images (N, C, S, S) in model space; known (N, 1, S, S), 1 = known pixel.
 
-    `callback` gets a SearchProgress every `report_every` iterations; returning True stops early."""
+    `callback` gets a SearchProgress for the starting points (iteration 0) and then every
+    `report_every` iterations; returning True stops the search there.
+    The caller's networks are used as they are (eval mode, no gradients; see load_checkpoint)."""
+    settings = resolve_settings(checkpoint, settings)
     generator, discriminator = checkpoint.generator, checkpoint.discriminator
     if discriminator is None:
         raise ValueError("the latent search needs the checkpoint's discriminator")
-    generator.eval().requires_grad_(False)
-    discriminator.eval().requires_grad_(False)
+    if generator.training or discriminator.training:  # BatchNorm in training mode would mix batch-mates
+        raise ValueError("the latent search needs G and D in eval mode")
     device = next(generator.parameters()).device
     precision = search_precision(device, settings.precision)
-    # channels_last is faster for these convolutions on the CPU in either precision (search_speed.py).
-    generator.to(memory_format=torch.channels_last)
-    discriminator.to(memory_format=torch.channels_last)
     n, k = images.shape[0], settings.restarts
-    targets = images.to(device).repeat_interleave(k, 0)
+    targets = images.to(device).repeat_interleave(k, 0).contiguous(memory_format=torch.channels_last)
     if settings.weighting == "uniform":
         weights = known.to(device).float().repeat_interleave(k, 0)
     else:
         weights = weights_for(known.to(device), settings.neighbourhood).repeat_interleave(k, 0)
 
     bounded = checkpoint.prior.kind == "uniform"
-    z0 = _prior_init(checkpoint, n, settings).to(device)
-    if bounded and settings.constraint == "tanh":
-        variable = torch.atanh(z0.clamp(-0.999, 0.999)).requires_grad_(True)
+    if settings.init == "encoder":
+        z0 = _encoder_init(checkpoint, images, known, settings).to(device)
     else:
-        variable = z0.clone().requires_grad_(True)
+        z0 = _prior_init(checkpoint, n, settings).to(device)
+    tanh = bounded and settings.constraint == "tanh"
+    variable = (torch.atanh(z0.clamp(-0.999, 0.999)) if tanh else z0.clone()).requires_grad_(True)
+    # Adam is elementwise, so a row's steps depend only on its own gradients; rows of stopped
+    # images get no gradient and are never read again (each row's best latent is kept apart).
     optimiser = torch.optim.Adam([variable], lr=settings.lr)
 
     def latents() -> torch.Tensor:
-        return torch.tanh(variable) if bounded and settings.constraint == "tanh" else variable
+        return torch.tanh(variable) if tanh else variable
 
-    def losses(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def losses(z: torch.Tensor, rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """G(z), context and perceptual losses of the given rows (None: all of them)."""
         with autocast(device, precision):
             fake = generator(z)
-            logits = discriminator(fake)
+            logits = discriminator(fake.contiguous(memory_format=torch.channels_last))
         fake, logits = fake.float(), logits.float()
-        context = (weights * (fake - targets).abs()).flatten(1).sum(1)
+        w, y = (weights, targets) if rows is None else (weights[rows], targets[rows])
+        context = (w * (fake - y).abs()).flatten(1).sum(1)
         perceptual = -settings.lam * F.softplus(logits)  # λ·log(1 − sigmoid(logits)), stable form
         return fake, context, perceptual
 
+    best_z = z0.detach().clone()
+    best_context = torch.full((n * k,), math.inf, device=device)
+    # A row gains when its loss has fallen by `tolerance` since its last gain; an image whose rows
+    # have not gained for `patience` iterations has fallen by less than that over those iterations.
+    reference = torch.full((n * k,), math.inf, device=device)
+    last_gain = torch.zeros(n * k, dtype=torch.long, device=device)
+    active = torch.ones(n, dtype=torch.bool, device=device)
+    ran = torch.full((n,), settings.iterations, dtype=torch.long)
+
+    def keep_best(z: torch.Tensor, context: torch.Tensor, rows: torch.Tensor | None, iteration: int) -> None:
+        if rows is None:
+            rows = every_row
+        gained = context < reference[rows] * (1 - settings.tolerance)
+        reference[rows[gained]] = context[gained]
+        last_gain[rows[gained]] = iteration
+        better = context < best_context[rows]
+        best_context[rows[better]] = context[better]
+        best_z[rows[better]] = z[better]
+
+    def report(iteration: int) -> bool | None:
+        with torch.no_grad(), autocast(device, precision):
+            every = generator(best_z).float().view(n, k, *images.shape[1:]).cpu()
+        per_image = best_context.view(n, k).cpu()
+        current = every[torch.arange(n), per_image.argmin(1)]
+        progress = SearchProgress(iteration, settings.iterations, per_image.min(1).values, current, per_image, every, int(active.sum()))
+        return callback(progress)
+
+    def active_rows() -> torch.Tensor | None:
+        """The rows still searching; None while every image is (no copies then)."""
+        return None if bool(active.all()) else active.repeat_interleave(k).nonzero().squeeze(1)
+
+    every_row = torch.arange(n * k, device=device)
+    if callback is not None:  # the starting points, before any step
+        with torch.no_grad():
+            keep_best(best_z, losses(best_z, None)[1], None, 0)
+        if report(0):
+            settings = replace(settings, iterations=0)
+            ran[:] = 0
     for iteration in range(settings.iterations):
-        fake, context, perceptual = losses(latents())
-        optimiser.zero_grad(set_to_none=True)
-        (context + perceptual).sum().backward()  # a sum: each latent sees only its own loss
+        rows = active_rows()
+        z = latents() if rows is None else latents()[rows]
+        fake, context, perceptual = losses(z, rows)
+        keep_best(z.detach(), context.detach(), rows, iteration)
+        # A sum: each latent sees only its own loss. Only z's gradient is taken, so G's and D's
+        # weights are never touched, whatever their requires_grad.
+        (variable.grad,) = torch.autograd.grad((context + perceptual).sum(), [variable])
         optimiser.step()
         if bounded and settings.constraint == "clip":
             with torch.no_grad():
                 variable.clamp_(-1, 1)  # in place: z stays in the prior's support
-        if callback is not None and ((iteration + 1) % settings.report_every == 0 or iteration + 1 == settings.iterations):
-            with torch.no_grad():
-                per_image = context.detach().view(n, k).cpu()
-                every = fake.detach().view(n, k, *fake.shape[1:]).cpu()
-                current = every[torch.arange(n), per_image.argmin(1)]
-            if callback(SearchProgress(iteration + 1, settings.iterations, per_image.min(1).values, current, per_image, every)):
+        if settings.patience:
+            stalled = (iteration - last_gain.view(n, k).max(1).values) >= settings.patience
+            newly = active & stalled
+            ran[newly.cpu()] = iteration + 1
+            active &= ~stalled
+        stop = not active.any()
+        if callback is not None and ((iteration + 1) % settings.report_every == 0 or iteration + 1 == settings.iterations or stop):
+            if report(iteration + 1):
+                ran[active.cpu()] = iteration + 1
                 break
+        if stop:
+            break
 
-    with torch.no_grad():
-        z = latents().detach()
-        fake, context, perceptual = losses(z)
+    with torch.no_grad():  # the latents after the last step have not been scored yet
+        if active.any():
+            rows = active_rows()
+            z = latents() if rows is None else latents()[rows]
+            keep_best(z, losses(z, rows)[1], rows, settings.iterations)
+        fake, context, perceptual = losses(best_z, None)
     context, perceptual = context.view(n, k), perceptual.view(n, k)
     order = context.argsort(dim=1)  # ranked by the context loss
     top = order[:, : max(1, min(settings.top_k, k))]
-    rows = torch.arange(n, device=device)[:, None]
+    image_rows = torch.arange(n, device=device)[:, None]
     fake = fake.view(n, k, *fake.shape[1:])
-    z = z.view(n, k, -1)
+    z = best_z.view(n, k, -1)
     return SearchResult(
-        images=fake[rows[:, 0], order[:, 0]].cpu(),
-        z=z[rows[:, 0], order[:, 0]].cpu(),
-        context_loss=context[rows[:, 0], order[:, 0]].cpu(),
-        perceptual_loss=perceptual[rows[:, 0], order[:, 0]].cpu(),
-        candidates=fake[rows, top].cpu(),
-        candidate_z=z[rows, top].cpu(),
-        candidate_context_loss=context[rows, top].cpu(),
+        images=fake[image_rows[:, 0], order[:, 0]].cpu(),
+        z=z[image_rows[:, 0], order[:, 0]].cpu(),
+        context_loss=context[image_rows[:, 0], order[:, 0]].cpu(),
+        perceptual_loss=perceptual[image_rows[:, 0], order[:, 0]].cpu(),
+        candidates=fake[image_rows, top].cpu(),
+        candidate_z=z[image_rows, top].cpu(),
+        candidate_context_loss=context[image_rows, top].cpu(),
+        iterations=ran,
     )

@@ -46,7 +46,7 @@ def painted(tmp_path_factory):
 
 def test_inpaint_endpoint_keeps_pixels_outside_the_painted_hole(client, painted):
     value, face, hole = painted
-    result, raw, candidates, _, download, status, view = client.predict(MODEL, value, "painted", "auto", "", 20, 2, 0.003, 0, True, api_name="/inpaint")
+    result, raw, candidates, _, download, status, view = client.predict(MODEL, value, "painted", "auto", "", 20, 2, 0.003, 0, True, "auto", api_name="/inpaint")
     for path in (result, raw, download):
         image = np.asarray(Image.open(path).convert("RGB"))
         assert image.shape == face.shape
@@ -58,11 +58,11 @@ def test_inpaint_endpoint_keeps_pixels_outside_the_painted_hole(client, painted)
 
 def test_mask_presets_and_an_empty_mask(client, painted):
     value, face, _ = painted
-    result = client.predict(MODEL, value, "centre", "auto", "", 10, 1, 0.003, 0, False, api_name="/inpaint")[0]
+    result = client.predict(MODEL, value, "centre", "auto", "", 10, 1, 0.003, 0, False, "auto", api_name="/inpaint")[0]
     assert Image.open(result).size == (face.shape[1], face.shape[0])
     empty = dict(value, layers=[])
     with pytest.raises(Exception, match="Nothing to fill"):
-        client.predict(MODEL, empty, "painted", "auto", "", 10, 1, 0.003, 0, True, api_name="/inpaint")
+        client.predict(MODEL, empty, "painted", "auto", "", 10, 1, 0.003, 0, True, "auto", api_name="/inpaint")
 
 
 def test_edit_endpoints(client):
@@ -88,7 +88,7 @@ def test_model_endpoint_describes_the_checkpoint(client):
 
 def test_eight_concurrent_inpaint_requests_all_complete(client, painted):
     value, face, hole = painted
-    jobs = [client.submit(MODEL, value, "painted", "auto", "", 10, 1, 0.003, seed, True, api_name="/inpaint") for seed in range(8)]
+    jobs = [client.submit(MODEL, value, "painted", "auto", "", 10, 1, 0.003, seed, True, "auto", api_name="/inpaint") for seed in range(8)]
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda job: job.result(timeout=300), jobs))
     assert len(results) == 8
@@ -100,7 +100,7 @@ def test_eight_concurrent_inpaint_requests_all_complete(client, painted):
 def test_no_endpoint_reads_a_server_path(client, painted):
     value, _, _ = painted
     with pytest.raises(Exception, match="unknown model|not in the list|Value"):
-        client.predict("/etc/passwd", value, "painted", "auto", "", 10, 1, 0.003, 0, True, api_name="/inpaint")
+        client.predict("/etc/passwd", value, "painted", "auto", "", 10, 1, 0.003, 0, True, "auto", api_name="/inpaint")
     with pytest.raises(Exception):
         client.predict("../checkpoints", api_name="/describe_model")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -73,3 +74,23 @@ def test_the_statistics_reject_an_untrained_generator_and_noise(default):
         flat = default.to_pixels(untrained(latents_for_seed(default, 64, seed=0)))
     assert failures(face_statistics(flat))
     assert failures(face_statistics(torch.rand(64, 3, 64, 64, generator=torch.Generator().manual_seed(0))))
+
+
+def test_the_default_carries_an_encoder_that_starts_the_search_near_held_out_faces(default):
+    from pathlib import Path
+
+    from PIL import Image
+
+    from inpaint.masks import make_mask
+    from inpaint.search import SearchSettings, search
+
+    assert default.encoder is not None and default.metadata["format_version"] == 2
+    examples = sorted((Path(__file__).resolve().parent.parent / "examples" / "faces").glob("*.jpg"))[:6]  # validation faces
+    faces = torch.stack([torch.from_numpy(np.array(Image.open(p).convert("RGB").resize((64, 64)))).permute(2, 0, 1) for p in examples])
+    images = default.from_pixels(faces.float() / 255)
+    for kind in ("centre", "half"):
+        known = torch.from_numpy(~make_mask(kind, 64, 64)).float()[None, None].expand(len(faces), 1, 64, 64)
+        start = SearchSettings(iterations=0, restarts=1)
+        encoder = search(default, images, known, SearchSettings(**{**start.__dict__, "init": "encoder"}))
+        random = search(default, images, known, SearchSettings(**{**start.__dict__, "init": "random"}))
+        assert (encoder.context_loss < random.context_loss).all(), kind

@@ -14,7 +14,6 @@ from inpaint.batch import MaskSource, plan_jobs, run_batch
 from inpaint.checkpoint import load_checkpoint
 from inpaint.cli import main
 from inpaint.engine import fill_images
-from inpaint.masks import make_mask
 from inpaint.search import SearchSettings
 
 FAST = SearchSettings(iterations=5, restarts=2, top_k=2)

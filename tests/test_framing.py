@@ -107,3 +107,17 @@ def test_colour_matching_makes_the_fill_agree_with_the_ring():
     assert np.abs(matched[ring].mean(0) - photo[ring].mean(0)).max() < 0.5
     assert np.allclose(matched[ring].std(0), photo[ring].std(0), rtol=0.05)
     assert np.abs(matched - photo).mean() < 0.1 * np.abs(fill - photo).mean()
+
+
+def test_a_photo_at_the_model_size_is_seen_exactly_and_its_holes_are_not_widened():
+    rng = np.random.default_rng(3)
+    photo = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    hole = rng.random((64, 64)) < 0.8  # 80% of the pixels missing at random
+    whole = Framing.square(0, 0, 64, 64, "whole")
+    assert np.array_equal(to_model(photo, whole), photo.astype(np.float32))
+    assert np.array_equal(hole_to_model(hole, whole), hole)
+    shifted = Framing.square(-5, 7, 64, 64, "context")  # a whole-pixel shift: the same pixels, moved
+    assert np.array_equal(to_model(photo, shifted)[:57, 5:], photo[7:, :59].astype(np.float32))
+    # a square at another scale is resampled, and a hole then widens to every pixel it touches
+    half = Framing.square(0, 0, 64, 32, "whole")
+    assert hole_to_model(hole, half).mean() > hole.mean()

@@ -134,8 +134,8 @@ def test_callback_reports_progress_and_can_stop(tiny_checkpoint):
         assert progress.current.shape == (2, 3, 32, 32) and progress.context_loss.shape == (2,)
         return progress.iteration >= 20
 
-    search(tiny_checkpoint, images, known, SearchSettings(iterations=100, restarts=2, report_every=10), callback)
-    assert seen == [10, 20]
+    search(tiny_checkpoint, images, known, SearchSettings(iterations=100, restarts=2, report_every=10, patience=0), callback)
+    assert seen == [0, 10, 20]  # the starting points first
 
 
 def test_generator_and_discriminator_stay_frozen(tiny_checkpoint):
@@ -145,3 +145,28 @@ def test_generator_and_discriminator_stay_frozen(tiny_checkpoint):
     after = list(tiny_checkpoint.generator.parameters()) + list(tiny_checkpoint.generator.buffers())
     assert all(torch.equal(a, b) for a, b in zip(before, after))
     assert not tiny_checkpoint.generator.training and not tiny_checkpoint.discriminator.training
+
+
+def test_cpu_threads_leave_busy_cores_alone_and_follow_the_users_choice(monkeypatch):
+    import inpaint.device as device
+
+    monkeypatch.setattr(device, "available_cores", lambda: 8)
+    monkeypatch.setattr(device, "busy_cores", lambda: 0.0)
+    assert device.cpu_threads() == 8 and device.cpu_threads(concurrent=2) == 4
+    monkeypatch.setattr(device, "busy_cores", lambda: 6.6)  # other processes keep 7 cores busy
+    assert device.cpu_threads() == 1 and device.cpu_threads(concurrent=2) == 1
+    monkeypatch.setattr(device, "busy_cores", lambda: 20.0)  # more work than cores: still one thread
+    assert device.cpu_threads() == 1
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("INPAINT_THREADS", "3")
+        assert device.limit_cpu_threads() == 3
+        monkeypatch.delenv("INPAINT_THREADS")
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        torch.set_num_threads(2)
+        assert device.limit_cpu_threads() == 2  # the user's OpenMP setting is left as it is
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        monkeypatch.setattr(device, "busy_cores", lambda: 0.0)
+        assert device.limit_cpu_threads() == 8
+    finally:
+        torch.set_num_threads(before)

@@ -30,13 +30,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from inpaint.checkpoint import Checkpoint, WEIGHTS_FILE, load_checkpoint, save_checkpoint, stored_dtype
+from inpaint.checkpoint import Checkpoint, WEIGHTS_FILE, load_checkpoint, resave_checkpoint
 from inpaint.device import autocast, search_precision
 from inpaint.errors import UserError
 from inpaint.fileio import atomic_path, write_text_atomic
 from inpaint.framer import INPUT, REFERENCE, FramerConfig, FramerNet
 from inpaint.framing import compose, resize_map
 from inpaint.locate import FaceTemplate, measure_template
+from inpaint.masks import stroke_mask
 from training.data import decode_images
 from training.run_dir import StatsLog
 
@@ -73,21 +74,6 @@ class FramerOptions:
 
 # --- The synthetic examples ----------------------------------------------------------------------
 
-def _regions(template: FaceTemplate, size: int) -> dict[str, tuple[float, float, float, float]]:
-    """Boxes (left, top, right, bottom) in model pixels over the eyes, the mouth and the face's
-    centre, from the template's landmarks (dlib's 68: 36–47 eyes, 48–67 mouth, 27–35 nose)."""
-    points = template.at_size(size).points
-
-    def box(indices, grow_x, grow_y):
-        part = points[indices]
-        (left, top), (right, bottom) = part.min(0), part.max(0)
-        w, h = right - left, bottom - top
-        return left - grow_x * w, top - grow_y * max(h, 0.1 * size), right + grow_x * w, bottom + grow_y * max(h, 0.1 * size)
-
-    return {"eyes": box(list(range(36, 48)), 0.2, 0.8), "mouth": box(list(range(48, 68)), 0.2, 0.6),
-            "centre": box(list(range(27, 68)), 0.15, 0.15)}
-
-
 class Examples:
     """Batches of (views (N, 4, 64, 64), reference points (N, 6), face (N,)) from training faces."""
 
@@ -95,7 +81,7 @@ class Examples:
         self.canvases = canvases  # (N, 4, K, K) uint8: RGB and validity, the model square in the middle
         self.size = size
         self.side = canvases.shape[-1]
-        self.regions = _regions(template, size)
+        self.regions = template.regions(size)
         self.backgrounds = self._background_bank(np.random.default_rng(12345))
 
     def _background_bank(self, rng: np.random.Generator, count: int = 512) -> torch.Tensor:
@@ -140,10 +126,8 @@ class Examples:
             left, top, right, bottom = self.regions[("eyes", "mouth", "centre")[kind]]
             jitter = rng.normal(0, 0.06 * size, 4)
             cv2.rectangle(hole, (int(left + jitter[0]), int(top + jitter[1])), (int(right + jitter[2]), int(bottom + jitter[3])), 1.0, -1)
-        elif kind == 3:  # brush strokes
-            for _ in range(rng.integers(1, 4)):
-                points = (rng.random((int(rng.integers(2, 5)), 2)) * size).astype(np.int32)
-                cv2.polylines(hole, [points], False, 1.0, max(1, int(rng.uniform(0.04, 0.15) * size)))
+        elif kind == 3:
+            hole = stroke_mask(size, size, rng).astype(np.float32)
         elif kind == 4:  # a blob
             centre = (int(rng.uniform(0.2, 0.8) * size), int(rng.uniform(0.2, 0.85) * size))
             axes = (max(1, int(rng.uniform(0.05, 0.3) * size)), max(1, int(rng.uniform(0.05, 0.3) * size)))
@@ -375,6 +359,5 @@ def train_framer(options: FramerOptions, resume: bool = False) -> Path:
     recipe = {k: getattr(options, k) for k in ("val_count", "steps", "batch_size", "lr", "width", "seed")}
     training = {**checkpoint.training, "framer": {"steps": options.steps, "images": len(canvases), "held_out": len(held_out),
                                                   "options": recipe, "seconds": round(time.perf_counter() - started, 1), **final}}
-    save_checkpoint(path, checkpoint.generator, checkpoint.discriminator, checkpoint.prior, training, stored_dtype(options.checkpoint),
-                    checkpoint.metadata.get("content"), template.to_metadata(), net)
+    resave_checkpoint(checkpoint, path, training, template.to_metadata(), framer=net)
     return path

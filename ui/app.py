@@ -25,7 +25,8 @@ from inpaint.grids import grid_image
 from inpaint.errors import UserError
 from inpaint.masks import MASK_KINDS, make_mask
 from inpaint.sampling import generate
-from inpaint.search import SearchProgress, SearchSettings
+from inpaint.device import limit_cpu_threads
+from inpaint.search import INITS, SearchProgress, SearchSettings, resolve_settings
 from ui.editor_value import background_image, painted_mask
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,8 +119,12 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
                                                   "on 'What the model sees'")
             with gr.Accordion("Settings", open=False):
                 defaults = SearchSettings()
-                iterations = gr.Slider(10, 2000, value=defaults.iterations, step=10, label="Iterations")
-                restarts = gr.Slider(1, 32, value=defaults.restarts, step=1, label="Restarts (candidates searched at once)")
+                init = gr.Radio(list(INITS), value=defaults.init, label="Search starts from",
+                                info="auto: the model's inpainting encoder when it has one (a short refinement follows), "
+                                     "else random latents (a longer search)")
+                planned = _planned(models, models.default, defaults.init)
+                iterations = gr.Slider(0, 2000, value=planned.iterations, step=5, label="Iterations (stops early once the fill settles)")
+                restarts = gr.Slider(1, 32, value=planned.restarts, step=1, label="Starts (candidates searched at once)")
                 lam = gr.Number(value=defaults.lam, label="λ: weight of the discriminator's opinion")
                 seed = gr.Number(value=0, precision=0, label="Seed")
                 blend = gr.Checkbox(value=True, label="Poisson blending")
@@ -139,7 +144,7 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
     clicks = gr.State({"scale": 1.0, "first": None})
 
     def inpaint(model_name, value, preset_name, crop_mode, box_text, iterations_n, restarts_n, lam_value, seed_value, blend_on,
-                progress=gr.Progress()):
+                init_mode="auto", progress=gr.Progress()):
         try:
             checkpoint = models.get(model_name)
             image = background_image(value)
@@ -164,7 +169,11 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
                             f"and draws it at **{size}×{size} pixels**"
                             + (f"; the fill is enlarged {1 / chosen.scale:.1f}× and given the photo's own fine detail." if 1 / chosen.scale > 1.5 else "."))
         yield (gr.skip(), gr.skip(), gr.skip(), seen, gr.skip(), framing_text, picture, {"scale": scale, "first": None})
-        settings = SearchSettings(iterations=int(iterations_n), restarts=int(restarts_n), lam=float(lam_value), seed=int(seed_value or 0))
+        try:
+            settings = resolve_settings(checkpoint, SearchSettings(iterations=int(iterations_n), restarts=int(restarts_n), lam=float(lam_value),
+                                                                   seed=int(seed_value or 0), init=init_mode or "auto"))
+        except UserError as error:
+            raise gr.Error(str(error))
         events: queue.Queue = queue.Queue()
         cancelled = threading.Event()
 
@@ -210,13 +219,28 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
         left, top, right, bottom = min(x0, x), min(y0, y), max(x0, x), max(y0, y)
         return {**state, "first": None}, f"{left:.0f}, {top:.0f}, {right - left:.0f}, {bottom - top:.0f}"
 
+    def search_defaults(model_name, init_mode):
+        """The iteration and start counts that suit the chosen model and start."""
+        try:
+            planned = _planned(models, model_name, init_mode)
+        except UserError as error:
+            raise gr.Error(str(error))
+        return planned.iterations, planned.restarts
+
+    for trigger in (model.change, init.change):
+        trigger(search_defaults, [model, init], [iterations, restarts], api_name=False)
     event = run.click(
-        inpaint, [model, photo, preset, crop, face_box, iterations, restarts, lam, seed, blend],
+        inpaint, [model, photo, preset, crop, face_box, iterations, restarts, lam, seed, blend, init],
         [result, raw, candidates, preview, download, status, view, clicks],
         api_name="inpaint", concurrency_limit=CONCURRENCY,
     )
     view.select(corner, [clicks, face_box], [clicks, face_box], api_name=False)
     stop.click(None, None, None, cancels=[event])
+
+
+def _planned(models: Models, model_name: str, init_mode: str) -> SearchSettings:
+    """The default search for a model and a start: resolve_settings fills in the counts."""
+    return resolve_settings(models.get(model_name), SearchSettings(init=init_mode or "auto"))
 
 
 def _concept(checkpoint: Checkpoint, seeds: str, photo: Image.Image | None) -> torch.Tensor:
@@ -355,4 +379,5 @@ def serve(models: Models, host: str = "127.0.0.1", port: int | None = None, shar
 
 
 def launch(host: str = "127.0.0.1", port: int | None = None, share: bool = False, runs: list[Path] | None = None) -> None:
+    limit_cpu_threads(concurrent=CONCURRENCY)  # two searches at once must not fight over the same cores
     serve(Models(find_checkpoints(runs)), host, port, share, block=True)
