@@ -8,12 +8,14 @@ ours blended) and all numbers as JSON.
 
   python benchmarks/inpaint_quality.py --data ../shared/data/celeba --last 500 --out out/quality
   python benchmarks/inpaint_quality.py --limit 64 --iterations 300 --restarts 4     # quicker
-  python benchmarks/inpaint_quality.py --sweep --last 500 --limit 16 --data ../shared/data/celeba  # iterations × restarts
+  python benchmarks/inpaint_quality.py --sweep --last 500 --limit 200 --data ../shared/data/celeba  # iterations × starts
+  python benchmarks/inpaint_quality.py --init random ...                                             # random starts
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import time
@@ -31,7 +33,7 @@ from inpaint.grids import save_grid
 from inpaint.images import find_images
 from inpaint.masks import make_mask
 from inpaint.metrics import psnr, ssim
-from inpaint.search import SearchSettings, parse_neighbourhood, search
+from inpaint.search import INITS, SearchSettings, parse_neighbourhood, resolve_settings, search
 from training.data import decode_images
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "faces"
@@ -56,33 +58,57 @@ def fill_ours(checkpoint, faces: np.ndarray, holes: list[np.ndarray], settings: 
     return raw, blended
 
 
+_DESCRIPTORS: dict[str, np.ndarray] = {}  # the originals' face descriptors, computed once per set of faces
+
+
 def scores(originals: np.ndarray, completions: list[np.ndarray], holes: list[np.ndarray], descriptors_of) -> dict[str, float]:
     rows = [(psnr(o, c), psnr(o, c, h), ssim(o, c), ssim(o, c, h)) for o, c, h in zip(originals, completions, holes)]
     table = dict(zip(("psnr", "psnr_hole", "ssim", "ssim_hole"), np.mean(rows, axis=0).round(4).tolist()))
     if descriptors_of is not None:
         from inpaint.face_metrics import frechet_distance
 
-        table["frechet"] = round(frechet_distance(descriptors_of(np.stack(completions)), descriptors_of(originals)), 5)
+        key = hashlib.sha1(np.ascontiguousarray(originals).tobytes()).hexdigest()
+        if key not in _DESCRIPTORS:
+            _DESCRIPTORS[key] = descriptors_of(originals)
+        table["frechet"] = round(frechet_distance(descriptors_of(np.stack(completions)), _DESCRIPTORS[key]), 5)
     return table
 
 
-SWEEP_ITERATIONS = (100, 200, 300, 500, 1000, 2000)
-SWEEP_RESTARTS = (1, 2, 4, 8, 16)
+SWEEP_ITERATIONS = (0, 25, 50, 100, 200)
+SWEEP_RESTARTS = (1, 2, 3, 4)
 
 
-def sweep(checkpoint, faces: np.ndarray, base: SearchSettings, batch: int, out: Path, kinds=("centre",), iteration_counts=SWEEP_ITERATIONS, restart_counts=SWEEP_RESTARTS) -> None:
-    """Hole PSNR/SSIM of the raw fill for every iterations × restarts pair, per mask kind, from one
-    search per batch with the most restarts and iterations: restarts are independent and Adam has no schedule,
-    so the first k restarts at iteration t are exactly a k-restart search stopped at t (the
-    restarts' seeded starting points aside)."""
+def seconds_per_face(checkpoint, faces: np.ndarray, hole: np.ndarray, settings: SearchSettings, repeats: int = 3) -> float:
+    """Median wall time of a search of one face (starting points included), over `repeats` faces."""
+    known = torch.from_numpy(~hole).float()[None, None]
+    times = []
+    for face in faces[:repeats]:
+        image = checkpoint.from_pixels(torch.from_numpy(face).permute(2, 0, 1).float()[None] / 255)
+        started = time.perf_counter()
+        search(checkpoint, image, known, settings)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def sweep(checkpoint, faces: np.ndarray, base: SearchSettings, batch: int, out: Path, kinds=("centre",), iteration_counts=SWEEP_ITERATIONS,
+          restart_counts=SWEEP_RESTARTS, descriptors_of=None) -> None:
+    """Quality of the raw fill pasted into the face (PSNR, SSIM, whole and hole; Fréchet) for every
+    iterations × starts pair, per mask kind, from one search per batch with the most starts and
+    iterations and no early stop: starts are independent, Adam has no schedule and each start keeps
+    its best latent, so the first k starts at iteration t are a k-start search stopped at t (0: the
+    starting points as they are). Beside each pair, the time one face takes with it on this machine
+    (a search of that length on its own, early stop as in `base`)."""
     size = faces.shape[1]
-    # report only as often as needed: copying every restart's G(z) out each iteration would cost more than the search
+    # report only as often as needed: copying every start's G(z) out each time costs a forward pass
     every = math.gcd(*iteration_counts)
-    settings = replace(base, iterations=max(iteration_counts), restarts=max(restart_counts), report_every=every)
+    settings = replace(base, iterations=max(iteration_counts), restarts=max(restart_counts), report_every=every or 1, patience=0)
+    timing_hole = make_mask("centre", size, size)
+    seconds = {(t, k): seconds_per_face(checkpoint, faces, timing_hole, replace(base, iterations=t, restarts=k))
+               for t in iteration_counts for k in restart_counts}
     summary = {}
     for kind in kinds:
         holes = np.stack([make_mask(kind, size, size, seed=i, **MASKS[kind]) for i in range(len(faces))])
-        table: dict[tuple[int, int], list[tuple[float, float]]] = {}
+        completions: dict[tuple[int, int], list[np.ndarray]] = {}
         started = time.perf_counter()
         for start in range(0, len(faces), batch):
             chunk, chunk_holes = faces[start : start + batch], holes[start : start + batch]
@@ -96,21 +122,24 @@ def sweep(checkpoint, faces: np.ndarray, base: SearchSettings, batch: int, out: 
                     best = progress.restart_context_loss[:, :k].argmin(1)
                     fills = checkpoint.to_pixels(progress.restart_images[torch.arange(len(chunk)), best])
                     fills = (fills.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
-                    for original, fill, hole in zip(chunk, fills, chunk_holes):
-                        completed = np.where(hole[..., None], fill, original)
-                        table.setdefault((progress.iteration, k), []).append((psnr(original, completed, hole), ssim(original, completed, hole)))
+                    completions.setdefault((progress.iteration, k), []).extend(
+                        np.where(hole[..., None], fill, original) for original, fill, hole in zip(chunk, fills, chunk_holes))
 
             search(checkpoint, checkpoint.from_pixels(images), known, settings, record)
             print(f"  {kind}: searched {min(start + batch, len(faces))}/{len(faces)} faces, {time.perf_counter() - started:.0f} s", flush=True)
-        print(f"\n{kind} mask, raw fill, {len(faces)} faces: hole PSNR (dB) / hole SSIM; rows iterations, columns restarts")
-        print("| iterations | " + " | ".join(f"{k} restarts" for k in restart_counts) + " |")
-        print("|---" * (len(restart_counts) + 1) + "|")
-        for iterations in iteration_counts:
-            cells = [np.mean(table[(iterations, k)], axis=0) for k in restart_counts]
-            print(f"| {iterations} | " + " | ".join(f"{p:.2f} / {q:.3f}" for p, q in cells) + " |")
-        summary[kind] = {f"{i}x{k}": np.mean(v, axis=0).round(4).tolist() for (i, k), v in table.items()}
-    write_text_atomic(out / "sweep.json", json.dumps({"faces": len(faces), "lam": base.lam, "precision": base.precision,
-                                                      "neighbourhood": base.neighbourhood, "psnr_ssim_hole": summary}, indent=2))
+        table = {cell: scores(faces, completed, list(holes), descriptors_of) for cell, completed in completions.items()}
+        print(f"\n{kind} mask, raw fill pasted, {len(faces)} faces; start: {base.init}")
+        print("| iterations | starts | s per face | PSNR | PSNR hole | SSIM | SSIM hole | Fréchet |")
+        print("|---|---|---|---|---|---|---|---|")
+        for t in iteration_counts:
+            for k in restart_counts:
+                r = table[(t, k)]
+                print(f"| {t} | {k} | {seconds[(t, k)]:.2f} | {r['psnr']:.2f} | {r['psnr_hole']:.2f} | {r['ssim']:.3f} | {r['ssim_hole']:.3f} "
+                      f"| {r.get('frechet', float('nan')):.4f} |")
+        summary[kind] = {f"{t}x{k}": {**r, "seconds_per_face": round(seconds[(t, k)], 3)} for (t, k), r in table.items()}
+        write_text_atomic(out / "sweep.json", json.dumps({"faces": len(faces), "init": base.init, "lam": base.lam, "precision": base.precision,
+                                                          "neighbourhood": base.neighbourhood, "threads": torch.get_num_threads(),
+                                                          "raw_pasted": summary}, indent=2))
 
 
 def main() -> None:
@@ -126,7 +155,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="faces per search batch")
     parser.add_argument("--masks", nargs="+", choices=list(MASKS), help="mask kinds (default: all four; centre for --sweep)")
     parser.add_argument("--neighbourhood", default="auto", help="window of the context weighting: auto (scaled to the hole) or an odd size such as 7")
-    parser.add_argument("--sweep", action="store_true", help="hole PSNR/SSIM of the raw fill for iterations × restarts (for --masks, default centre)")
+    parser.add_argument("--init", choices=INITS, default="auto", help="where the search starts (default auto: the encoder when there is one)")
+    parser.add_argument("--patience", type=int, help="early stop after this many iterations without improvement (0: never)")
+    parser.add_argument("--sweep", action="store_true", help="quality and time per face for iterations × starts (for --masks, default all)")
     parser.add_argument("--sweep-iterations", type=int, nargs="+", default=list(SWEEP_ITERATIONS))
     parser.add_argument("--sweep-restarts", type=int, nargs="+", default=list(SWEEP_RESTARTS))
     parser.add_argument("--out", default="out/quality")
@@ -142,17 +173,13 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     base = SearchSettings()
-    settings = SearchSettings(
-        iterations=args.iterations or base.iterations, restarts=args.restarts or base.restarts, lam=base.lam if args.lam is None else args.lam,
-        precision=args.precision, neighbourhood=parse_neighbourhood(args.neighbourhood),
-    )
-    print(f"{len(kept)} faces from {args.data}; checkpoint {checkpoint.path}; λ {settings.lam}; precision {settings.precision}; "
-          f"neighbourhood {settings.neighbourhood}; {torch.get_num_threads()} threads")
-    if args.sweep:
-        sweep(checkpoint, faces, settings, args.batch, out, args.masks or ["centre"], args.sweep_iterations, args.sweep_restarts)
-        return
-
-    print(f"{settings.iterations} iterations × {settings.restarts} restarts")
+    settings = resolve_settings(checkpoint, SearchSettings(
+        iterations=args.iterations, restarts=args.restarts, lam=base.lam if args.lam is None else args.lam,
+        precision=args.precision, neighbourhood=parse_neighbourhood(args.neighbourhood), init=args.init,
+        patience=base.patience if args.patience is None else args.patience,
+    ))
+    print(f"{len(kept)} faces from {args.data}; checkpoint {checkpoint.path}; start {settings.init}; λ {settings.lam}; "
+          f"precision {settings.precision}; neighbourhood {settings.neighbourhood}; patience {settings.patience}; {torch.get_num_threads()} threads")
     try:
         from inpaint.face_metrics import face_descriptors
 
@@ -160,6 +187,11 @@ def main() -> None:
             return face_descriptors(torch.from_numpy(images).permute(0, 3, 1, 2))
     except ImportError:
         descriptors_of = None
+    if args.sweep:
+        sweep(checkpoint, faces, settings, args.batch, out, args.masks or list(MASKS), args.sweep_iterations, args.sweep_restarts, descriptors_of)
+        return
+
+    print(f"{settings.iterations} iterations × {settings.restarts} starts")
     # results are saved after every mask kind; a rerun with the same settings and faces skips finished kinds
     results_file = out / "results.json"
     header = json.loads(json.dumps({"settings": settings.__dict__, "faces": len(faces)}))  # as it reads back
@@ -190,7 +222,7 @@ def main() -> None:
         write_text_atomic(results_file, json.dumps({**header, "results": results}, indent=2))
         print(f"{kind}: {len(faces)} faces, {ours_seconds:.2f} s per face", flush=True)
 
-    print(f"\n| mask | method | PSNR | PSNR hole | SSIM | SSIM hole | Fréchet |")
+    print("\n| mask | method | PSNR | PSNR hole | SSIM | SSIM hole | Fréchet |")
     print("|---|---|---|---|---|---|---|")
     for kind, methods in results.items():
         for method in ("telea", "navier_stokes", "ours_raw", "ours_blended"):

@@ -45,7 +45,7 @@ from inpaint.framing import Framing, compose, hole_to_model, to_model  # noqa: E
 from inpaint.images import find_images, load_image  # noqa: E402
 from inpaint.locate import context_framing, find_face_framing  # noqa: E402
 from inpaint.metrics import psnr  # noqa: E402
-from inpaint.search import SearchSettings  # noqa: E402
+from inpaint.search import SearchSettings, resolve_settings  # noqa: E402
 
 ALIGNED_WITHIN = 0.3  # eye distances
 
@@ -111,7 +111,7 @@ def main() -> None:
 
     checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint))
     size = checkpoint.config.image_size
-    settings = SearchSettings(**{k: v for k, v in (("iterations", args.iterations), ("restarts", args.restarts)) if v})
+    settings = SearchSettings(**{k: v for k, v in (("iterations", args.iterations), ("restarts", args.restarts)) if v is not None})
     files, _ = find_images(args.data)
     files = files[-args.last:][: args.limit]
     rng = np.random.default_rng(args.seed)
@@ -125,8 +125,9 @@ def main() -> None:
     haar = not args.no_haar and hasattr(cv2, "CascadeClassifier")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"{len(scenes)} photos from the last {args.last} files of {args.data}; {settings.iterations} iterations × "
-          f"{settings.restarts} restarts; checkpoint {checkpoint.path}; {torch.get_num_threads()} threads", flush=True)
+    settings = resolve_settings(checkpoint, settings)
+    print(f"{len(scenes)} photos from the last {args.last} files of {args.data}; {settings.init} start, {settings.iterations} iterations × "
+          f"{settings.restarts} starts; checkpoint {checkpoint.path}; {torch.get_num_threads()} threads", flush=True)
     scoring = faces.available()  # the Fréchet column needs dlib's face descriptor
     def descriptors(images: list[np.ndarray], views: list[np.ndarray]) -> np.ndarray:
         warped = np.stack([np.clip(to_model(image, Framing(view, size, "truth")), 0, 255).astype(np.uint8) for image, view in zip(images, views)])

@@ -1,5 +1,6 @@
 """Latent-search speed: ms per iteration at several batch sizes and precisions, and the time to fill
-one 64×64 face and 64 faces with the default settings.
+one 64×64 face and 64 faces with each start's default settings (random latents; the encoder's
+prediction when the checkpoint has an encoder).
 
   python benchmarks/search_speed.py [--checkpoint C] [--batches 1 16 64 256] [--iterations 20]
 """
@@ -8,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -18,7 +19,7 @@ from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
 from inpaint.device import search_precision
 from inpaint.engine import fill_images
 from inpaint.masks import make_mask
-from inpaint.search import SearchSettings, search
+from inpaint.search import SearchSettings, resolve_settings, search
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "faces"
 
@@ -27,10 +28,10 @@ def per_iteration_ms(checkpoint, batch: int, precision: str, iterations: int) ->
     size = checkpoint.config.image_size
     images = torch.rand(batch, checkpoint.config.channels, size, size) * 2 - 1
     known = torch.from_numpy(~make_mask("centre", size, size)).float()[None, None].repeat(batch, 1, 1, 1)
-    settings = SearchSettings(iterations=3, restarts=1, precision=precision)
-    search(checkpoint, images, known, settings)  # warm-up
+    settings = SearchSettings(iterations=iterations, restarts=1, precision=precision, init="random", patience=0)
+    search(checkpoint, images, known, replace(settings, iterations=3))  # warm-up
     started = time.perf_counter()
-    search(checkpoint, images, known, SearchSettings(iterations=iterations, restarts=1, precision=precision))
+    search(checkpoint, images, known, settings)
     return (time.perf_counter() - started) / iterations * 1000
 
 
@@ -49,22 +50,26 @@ def main() -> None:
         bf16 = per_iteration_ms(checkpoint, batch, "bf16", args.iterations)
         print(f"{batch:>6} {fp32:>9.1f} {bf16:>9.1f}", flush=True)
 
-    defaults = SearchSettings()
     faces = sorted(EXAMPLES.glob("*.jpg"))
     size = checkpoint.config.image_size
-    one = Image.open(faces[0]).convert("RGB").resize((size, size))
     hole = make_mask("centre", size, size)
-    started = time.perf_counter()
-    fill_images(checkpoint, [(one, hole)], defaults)
-    single = time.perf_counter() - started
+    one = [(Image.open(faces[0]).convert("RGB").resize((size, size)), hole)]
     many = [(Image.open(faces[i % len(faces)]).convert("RGB").resize((size, size)), hole) for i in range(64)]
-    started = time.perf_counter()
-    fill_images(checkpoint, many, defaults)
-    batch64 = time.perf_counter() - started
-    precision = search_precision(torch.device("cpu"), defaults.precision)
-    print(f"\ndefaults: {defaults.iterations} iterations × {defaults.restarts} restarts, precision {defaults.precision} = {precision}")
-    print(f"fill one {size}×{size} face: {single:.1f} s")
-    print(f"fill 64 faces in one batch: {batch64:.1f} s ({batch64 / 64:.2f} s per face)")
+    fill_images(checkpoint, one, SearchSettings(iterations=2))  # warm-up
+    print("\nfilling faces (centre hole) with the engine, start to finish")
+    print(f"{'start':>8} {'iterations × starts':>20} {'one face s':>11} {'64 faces s/face':>16}")
+    starts = ["random"] + (["encoder"] if checkpoint.encoder is not None else [])
+    for init in starts:
+        settings = resolve_settings(checkpoint, SearchSettings(init=init))
+        started = time.perf_counter()
+        fill_images(checkpoint, one, settings)
+        single = time.perf_counter() - started
+        started = time.perf_counter()
+        fill_images(checkpoint, many, settings)
+        batch64 = (time.perf_counter() - started) / 64
+        print(f"{init:>8} {f'{settings.iterations} × {settings.restarts}':>20} {single:>11.2f} {batch64:>16.3f}", flush=True)
+    precision = search_precision(torch.device("cpu"), SearchSettings().precision)
+    print(f"(defaults of each start, early stop after {SearchSettings().patience} iterations without improvement, precision {precision})")
 
 
 if __name__ == "__main__":
