@@ -242,38 +242,33 @@ def _edit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_framer(args: argparse.Namespace) -> int:
+def _train_addition(args: argparse.Namespace, options_class, train, what: str) -> int:
+    """Train a part added to a checkpoint (the framer, the encoder) from the command's flags."""
     from dataclasses import fields
 
     from inpaint.checkpoint import checkpoint_or_default
-    from training.framer import FramerOptions, train_framer
 
-    given = {f.name: getattr(args, f.name) for f in fields(FramerOptions) if getattr(args, f.name, None) is not None}
-    options = FramerOptions(**{**given, "checkpoint": str(checkpoint_or_default(args.checkpoint))})
+    given = {f.name: getattr(args, f.name) for f in fields(options_class) if getattr(args, f.name, None) is not None}
+    options = options_class(**{**given, "checkpoint": str(checkpoint_or_default(args.checkpoint))})
     try:
-        path = train_framer(options, resume=args.resume)
+        path = train(options, resume=args.resume)
     except KeyboardInterrupt:
         print(f"interrupted; continue with the same command and --resume (state in {args.out})", file=sys.stderr)
         return 130
-    print(f"wrote {path}: the checkpoint with its framer and face framing; use it with --checkpoint {path.parent}")
+    print(f"wrote {path}: the checkpoint with its {what}; use it with --checkpoint {path.parent}")
     return 0
+
+
+def _train_framer(args: argparse.Namespace) -> int:
+    from training.framer import FramerOptions, train_framer
+
+    return _train_addition(args, FramerOptions, train_framer, "framer and face framing")
 
 
 def _train_encoder(args: argparse.Namespace) -> int:
-    from dataclasses import fields
-
-    from inpaint.checkpoint import checkpoint_or_default
     from training.encoder import EncoderOptions, train_encoder
 
-    given = {f.name: getattr(args, f.name) for f in fields(EncoderOptions) if getattr(args, f.name, None) is not None}
-    options = EncoderOptions(**{**given, "checkpoint": str(checkpoint_or_default(args.checkpoint))})
-    try:
-        path = train_encoder(options, resume=args.resume)
-    except KeyboardInterrupt:
-        print(f"interrupted; continue with the same command and --resume (state in {args.out})", file=sys.stderr)
-        return 130
-    print(f"wrote {path}: the checkpoint with its inpainting encoder; use it with --checkpoint {path.parent}")
-    return 0
+    return _train_addition(args, EncoderOptions, train_encoder, "inpainting encoder")
 
 
 def _app(args: argparse.Namespace) -> int:

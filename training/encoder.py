@@ -33,14 +33,13 @@ from inpaint.checkpoint import WEIGHTS_FILE, Checkpoint, load_checkpoint, resave
 from inpaint.device import autocast, search_precision, select_device
 from inpaint.encoder import EncoderConfig, EncoderNet
 from inpaint.errors import UserError
-from inpaint.fileio import atomic_path, write_text_atomic
+from inpaint.fileio import write_text_atomic
 from inpaint.grids import save_grid
-from inpaint.images import find_images
 from inpaint.locate import FaceTemplate
 from inpaint.masks import half_mask, make_mask, stroke_mask
 from inpaint.metrics import psnr
 from training.data import decode_images
-from training.run_dir import StatsLog
+from training.run_dir import NetworkState, StatsLog, split_files
 
 STATE_FILE = "encoder-state.pt"
 OPTIONS_FILE = "encoder_options.json"
@@ -206,21 +205,6 @@ def validate(checkpoint: Checkpoint, net: EncoderNet, images: torch.Tensor, pict
 
 # --- The run ------------------------------------------------------------------------------------
 
-def _split(options: EncoderOptions) -> tuple[list[Path], list[Path]]:
-    data = Path(options.data)
-    if not data.is_dir():
-        raise UserError(f"{data}: data folder does not exist")
-    files, _ = find_images(data)
-    held_out: list[Path] = []
-    if options.val_count:
-        if options.val_count >= len(files):
-            raise UserError(f"{data}: cannot hold out {options.val_count} of its {len(files)} image files")
-        files, held_out = files[:-options.val_count], files[-options.val_count:]
-    if len(files) < 2:
-        raise UserError(f"{data}: needs at least 2 training images")
-    return files, held_out
-
-
 def train_encoder(options: EncoderOptions, resume: bool = False) -> Path:
     """Train an inpainting encoder for options.checkpoint; returns the written checkpoint file."""
     options.validate()
@@ -229,7 +213,7 @@ def train_encoder(options: EncoderOptions, resume: bool = False) -> Path:
     device = select_device(options.device)
     checkpoint = load_checkpoint(options.checkpoint, device=device)
     config, size = checkpoint.config, checkpoint.config.image_size
-    files, held_out = _split(options)
+    files, held_out = split_files(options.data, options.val_count)
     images, _, _ = decode_images(files, size, config.channels)
     if len(images) < 2:
         raise UserError(f"{options.data}: fewer than 2 of its images could be read")
@@ -243,27 +227,12 @@ def train_encoder(options: EncoderOptions, resume: bool = False) -> Path:
     net = EncoderNet(config, checkpoint.prior, EncoderConfig(options.width)).to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=options.lr / 10, betas=(0.9, 0.99))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, options.lr, total_steps=options.steps, pct_start=0.1)
-    step = 0
     state_file = run / STATE_FILE
     stats = StatsLog(run)
-    if resume and state_file.is_file():
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
-        if int(state.get("steps", options.steps)) != options.steps:
-            raise UserError(f"{state_file}: that run was for --steps {int(state['steps'])}; resume it with the same number")
-        net.load_state_dict(state["net"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        step = int(state["step"])
-        stats.truncate_after(step)
-    elif not resume:
-        stats.path.unlink(missing_ok=True)
+    state = NetworkState(state_file, options.steps, net=net, optimiser=optimiser, schedule=schedule)
+    step = state.resume(stats, resume)
     precision = search_precision(device)
     half = options.batch_size // 2
-
-    def save(at: int) -> None:
-        with atomic_path(state_file) as tmp:
-            torch.save({"net": net.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
-                        "step": at, "steps": options.steps}, tmp)
 
     started, seen = time.perf_counter(), 0
     bar = tqdm(total=options.steps, initial=step, unit="step", desc="training the encoder")
@@ -292,11 +261,11 @@ def train_encoder(options: EncoderOptions, resume: bool = False) -> Path:
                 record = {"step": step, **losses.record(), "images_per_second": round(seen / (time.perf_counter() - started), 1)}
                 if step % options.checkpoint_every == 0 or step == options.steps:
                     record.update(validate(checkpoint, net, check, run / PICTURE_FILE))
-                    save(step)
+                    state.save(step)
                 stats.append(record)
                 bar.set_postfix({k: v for k, v in record.items() if k in ("latent", "pixels_known", "psnr_hole_centre")})
     except KeyboardInterrupt:
-        save(step)
+        state.save(step)
         bar.close()
         raise
     bar.close()

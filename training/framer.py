@@ -33,13 +33,13 @@ from tqdm import tqdm
 from inpaint.checkpoint import Checkpoint, WEIGHTS_FILE, load_checkpoint, resave_checkpoint
 from inpaint.device import autocast, search_precision
 from inpaint.errors import UserError
-from inpaint.fileio import atomic_path, write_text_atomic
+from inpaint.fileio import write_text_atomic
 from inpaint.framer import INPUT, REFERENCE, FramerConfig, FramerNet
 from inpaint.framing import compose, resize_map
 from inpaint.locate import FaceTemplate, measure_template
 from inpaint.masks import stroke_mask
 from training.data import decode_images
-from training.run_dir import StatsLog
+from training.run_dir import NetworkState, StatsLog, split_files
 
 CONTEXT = 1.25  # each training face keeps surroundings up to this many model squares wide
 STATE_FILE = "framer-state.pt"
@@ -268,20 +268,8 @@ def train_framer(options: FramerOptions, resume: bool = False) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     checkpoint = load_checkpoint(options.checkpoint)
     size = checkpoint.config.image_size
-    from inpaint.images import find_images
-
     data = Path(options.data)
-    if not data.is_dir():
-        raise UserError(f"{data}: data folder does not exist")
-    files, _ = find_images(data)
-    if options.val_count:
-        if options.val_count >= len(files):
-            raise UserError(f"{data}: cannot hold out {options.val_count} of its {len(files)} image files")
-        files, held_out = files[:-options.val_count], files[-options.val_count:]
-    else:
-        held_out = []
-    if len(files) < 2:
-        raise UserError(f"{data}: needs at least 2 training images")
+    files, held_out = split_files(data, options.val_count)
     canvases, _, _ = decode_images(files, size, 3, context=CONTEXT)
     if len(canvases) < 2:
         raise UserError(f"{data}: fewer than 2 of its images could be read")
@@ -296,28 +284,13 @@ def train_framer(options: FramerOptions, resume: bool = False) -> Path:
     net = FramerNet(FramerConfig(options.width))
     optimiser = torch.optim.Adam(net.parameters(), lr=options.lr / 10)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, options.lr, total_steps=options.steps, pct_start=0.15)
-    step = 0
     state_file = run / STATE_FILE
     stats = StatsLog(run)
-    if resume and state_file.is_file():
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
-        if int(state.get("steps", options.steps)) != options.steps:
-            raise UserError(f"{state_file}: that run was for --steps {int(state['steps'])}; resume it with the same number")
-        net.load_state_dict(state["net"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        step = int(state["step"])
-        stats.truncate_after(step)
-    elif not resume:
-        stats.path.unlink(missing_ok=True)
+    state = NetworkState(state_file, options.steps, net=net, optimiser=optimiser, schedule=schedule)
+    step = state.resume(stats, resume)
     precision = search_precision(torch.device("cpu"))
     net = net.to(memory_format=torch.channels_last)
     reference = torch.from_numpy(REFERENCE.ravel()).float()
-
-    def save(at: int) -> None:
-        with atomic_path(state_file) as tmp:
-            torch.save({"net": net.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(), "step": at,
-                        "steps": options.steps}, tmp)
 
     started, seen = time.perf_counter(), 0
     bar = tqdm(total=options.steps, initial=step, unit="step", desc="training the framer")
@@ -345,11 +318,11 @@ def train_framer(options: FramerOptions, resume: bool = False) -> Path:
                           "examples_per_second": round(seen / (time.perf_counter() - started), 1)}
                 if step % options.checkpoint_every == 0 or step == options.steps:
                     record.update(_validation(check, net, options.seed + 1))
-                    save(step)
+                    state.save(step)
                 stats.append(record)
                 bar.set_postfix({k: v for k, v in record.items() if k in ("point_loss", "point_error", "aligned")})
     except KeyboardInterrupt:
-        save(step)
+        state.save(step)
         bar.close()
         raise
     bar.close()

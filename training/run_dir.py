@@ -102,3 +102,50 @@ def _step_of(line: str) -> int:
         return int(json.loads(line).get("step", 0))
     except (ValueError, AttributeError):
         return 0
+
+
+def split_files(data: str | Path, val_count: int) -> tuple[list[Path], list[Path]]:
+    """A data folder's image files as (training, held out): the last `val_count` by name are
+    held out, as `inpaint train --val-count` does."""
+    from inpaint.images import find_images
+
+    data = Path(data)
+    if not data.is_dir():
+        raise UserError(f"{data}: data folder does not exist")
+    files, _ = find_images(data)
+    held_out: list[Path] = []
+    if val_count:
+        if val_count >= len(files):
+            raise UserError(f"{data}: cannot hold out {val_count} of its {len(files)} image files")
+        files, held_out = files[:-val_count], files[-val_count:]
+    if len(files) < 2:
+        raise UserError(f"{data}: needs at least 2 training images")
+    return files, held_out
+
+
+class NetworkState:
+    """The resumable state of a network trained with a fixed step budget (the framer, the
+    encoder): its weights, optimiser, schedule and step in one tensors-only file, written atomically."""
+
+    def __init__(self, path: Path, steps: int, **parts: Any) -> None:
+        self.path, self.steps, self.parts = Path(path), steps, parts
+
+    def save(self, step: int) -> None:
+        with atomic_path(self.path) as tmp:
+            torch.save({**{name: part.state_dict() for name, part in self.parts.items()}, "step": step, "steps": self.steps}, tmp)
+
+    def resume(self, stats: StatsLog, resume: bool) -> int:
+        """The step to start from: the saved one when resuming (its stats after it dropped), else 0
+        (with the stats of an earlier run removed)."""
+        if not resume or not self.path.is_file():
+            if not resume:
+                stats.path.unlink(missing_ok=True)
+            return 0
+        state = load_state(self.path)
+        if int(state.get("steps", self.steps)) != self.steps:
+            raise UserError(f"{self.path}: that run was for --steps {int(state['steps'])}; resume it with the same number")
+        for name, part in self.parts.items():
+            part.load_state_dict(state[name])
+        step = int(state["step"])
+        stats.truncate_after(step)
+        return step
