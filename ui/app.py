@@ -139,7 +139,7 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
                 preview = gr.Image(label="The model's square and the search's current G(z)", format="png", interactive=False, height=220)
             result = gr.Image(label="Result", format="png", interactive=False, elem_id="result")
             raw = gr.Image(label="Raw fill (no blending)", format="png", interactive=False)
-            candidates = gr.Gallery(label="Ranked candidates (best first)", columns=4, height=180, format="png")
+            candidates = gr.Gallery(label="Ranked candidates (best first)", columns=4, height=180, format="png", object_fit="contain", preview=False)
             download = gr.File(label="Download the result")
     clicks = gr.State({"scale": 1.0, "first": None})
 
@@ -352,6 +352,9 @@ def _model_tab(models: Models, model: gr.Dropdown) -> None:
         ]
         if "frechet" in training:
             lines.append(f"| Fréchet face distance | {training['frechet']} (lower is better) |")
+        parts = [name for key, name in (("framing", "face framing"), ("framer", "framer"), ("encoder", "inpainting encoder")) if key in meta]
+        if parts:
+            lines.append(f"| added to it | {', '.join(parts)} (format version {meta.get('format_version', 1)}) |")
         command = training.get("training_command", "inpaint train --data YOUR_IMAGES --out runs/mine")
         lines += ["", "Retrain or train your own on the command line (see the README):", "", f"```sh\n{command}\n```"]
         card = Path(path) / "README.md"
