@@ -252,7 +252,7 @@ def search(
     for iteration in range(settings.iterations):
         rows = active_rows()
         z = latents() if rows is None else latents()[rows]
-        fake, context, perceptual = losses(z, rows)
+        _, context, perceptual = losses(z, rows)
         keep_best(z.detach(), context.detach(), rows, iteration)
         # A sum: each latent sees only its own loss. Only z's gradient is taken, so G's and D's
         # weights are never touched, whatever their requires_grad.
