@@ -2,9 +2,12 @@
 
 Output tree mirrors the input tree. A finished output is never redone: a rerun skips every image
 whose output exists (outputs are written atomically, so an existing one is complete), which makes
-an interrupted batch resume where it stopped. Inputs are only read. Each image gets one line in
-OUT_DIR/report.jsonl (status ok | unchanged | skipped | failed, how the model's square was chosen,
-losses, seconds, notes, error).
+an interrupted batch resume where it stopped; temporary files a kill left behind are removed.
+Inputs are only read; a linked file or folder that leads out of the input folder is skipped, so
+the outputs can never become inputs. OUT_DIR/report.jsonl holds one line per input, the latest
+outcome (status ok | unchanged | skipped | failed, how the model's square was chosen, losses,
+seconds, notes, error): "skipped" is an image with nothing to do (no mask, a link out of the
+input folder), "failed" one that could not be filled (unreadable, a mask of another shape).
 
 A face the finder misses is given per image in NAME_face.txt beside the image (or beside its mask
 in --mask-dir): one line X,Y,W,H, the face's box in pixels, as `inpaint fill --face-box` takes it.
@@ -24,7 +27,9 @@ from PIL import Image
 from inpaint.checkpoint import Checkpoint
 from inpaint.engine import FaceBox, FillItem, fill_images
 from inpaint.errors import UserError
-from inpaint.images import find_images, open_image, save_image
+from inpaint.fileio import remove_stale_temporaries, write_text_atomic
+from inpaint.images import check_photo_size, find_images, open_image, save_image
+from inpaint.jsonlog import append_record, parse_records
 from inpaint.locate import parse_face_box
 from inpaint.masks import load_mask, make_mask
 from inpaint.search import SearchSettings
@@ -40,6 +45,7 @@ class Job:
     output: Path
     mask: Path | None  # None: the mask comes from a mask kind
     face_box: Path | None = None  # NAME_face.txt, when the user boxed the face
+    skip: str | None = None  # why the image is not filled (a link out of the input folder)
 
 
 @dataclass
@@ -55,7 +61,8 @@ def plan_jobs(in_dir: Path, out_dir: Path, masks: MaskSource) -> list[Job]:
     """Every image under in_dir (masks beside images, NAME_mask.*, are not inputs)."""
     if not in_dir.is_dir():
         raise UserError(f"{in_dir}: input folder does not exist")
-    if out_dir.resolve() == in_dir.resolve() or in_dir.resolve() in out_dir.resolve().parents:
+    real_in, real_out = in_dir.resolve(), out_dir.resolve()
+    if real_out == real_in or real_in in real_out.parents:
         raise UserError(f"{out_dir}: the output folder must be outside the input folder (inputs are never overwritten)")
     files, _ = find_images(in_dir)
     images = [f for f in files if not f.stem.endswith(MASK_SUFFIX)]
@@ -73,7 +80,13 @@ def plan_jobs(in_dir: Path, out_dir: Path, masks: MaskSource) -> list[Job]:
         boxes = [source.parent / f"{source.stem}{FACE_BOX_SUFFIX}"]
         if masks.folder is not None:
             boxes.append(masks.folder / relative.parent / f"{source.stem}{FACE_BOX_SUFFIX}")
-        jobs.append(Job(source, out_dir / relative, mask, next((b for b in boxes if b.is_file()), None)))
+        real = source.resolve()
+        skip = None
+        if real_in not in real.parents:
+            skip = f"a link to {real}, outside the input folder: not followed"
+        elif real == real_out or real_out in real.parents:
+            skip = "inside the output folder (through a link): not an input"
+        jobs.append(Job(source, out_dir / relative, mask, next((b for b in boxes if b.is_file()), None), skip))
     if not jobs:
         raise UserError(f"{in_dir}: contains no images to inpaint")
     return jobs
@@ -81,11 +94,10 @@ def plan_jobs(in_dir: Path, out_dir: Path, masks: MaskSource) -> list[Job]:
 
 def _load(job: Job, masks: MaskSource) -> tuple[Image.Image, np.ndarray, FaceBox | None]:
     image = open_image(job.source)
+    check_photo_size(image.size, job.source)
     width, height = image.size
     if job.mask is None:
         hole = make_mask(masks.kind, height, width, masks.fraction, masks.seed, masks.side)
-    elif not job.mask.is_file():
-        raise UserError(f"{job.source}: no mask (looked for {job.mask})")
     else:
         hole = load_mask(job.mask, height, width)
     face_box = None
@@ -110,12 +122,13 @@ def run_batch(
 ) -> Iterator[dict]:
     """Inpaint the jobs, `batch_size` images per search; yields one report record per image."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)
     report = out_dir / REPORT_FILE
+    compact_report(report)
     pending: list[tuple[Job, tuple[Image.Image, np.ndarray, FaceBox | None]]] = []
 
     def record(entry: dict) -> dict:
-        with open(report, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry) + "\n")
+        append_record(report, entry)
         return entry
 
     def flush() -> Iterator[dict]:
@@ -140,8 +153,13 @@ def run_batch(
         pending.clear()
 
     for job in jobs:
-        if job.output.exists():
-            yield {"input": str(job.source), "output": str(job.output), "status": "skipped", "note": "output exists"}
+        if job.output.exists():  # done by an earlier run: its record stays as it was
+            yield {"input": str(job.source), "output": str(job.output), "status": "done", "note": "output exists"}
+            continue
+        if job.skip is None and job.mask is not None and not job.mask.is_file():
+            job.skip = f"no mask (looked for {job.mask})"
+        if job.skip is not None:
+            yield record({"input": str(job.source), "output": str(job.output), "status": "skipped", "note": job.skip})
             continue
         try:
             item = _load(job, masks)
@@ -153,3 +171,15 @@ def run_batch(
             yield from flush()
     if pending:
         yield from flush()
+    compact_report(report)
+
+
+def compact_report(path: Path) -> None:
+    """Keep one line per input in a batch report, its latest outcome (a rerun appends new ones);
+    torn or foreign lines are dropped."""
+    if not path.exists():
+        return
+    records, bad = parse_records(path, lambda record: isinstance(record.get("input"), str))
+    latest = {record["input"]: record for record in records}  # dicts keep first-seen order, values the latest
+    if bad or len(latest) < len(records):
+        write_text_atomic(path, "".join(json.dumps(record) + "\n" for record in latest.values()))

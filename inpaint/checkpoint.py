@@ -33,6 +33,7 @@ from inpaint.fileio import atomic_path
 from inpaint.framer import Framer, FramerConfig, FramerNet
 from inpaint.latent import LatentPrior
 from inpaint.models import Discriminator, Generator, ModelConfig
+from inpaint.validate import check_number
 
 FORMAT_NAME = "inpaint-dcgan"
 FORMAT_VERSION = 2  # 2: the optional inpainting encoder; version 1 files still load
@@ -203,6 +204,7 @@ def load_checkpoint(
     try:
         config = ModelConfig.from_dict(metadata["model"])
         prior = LatentPrior.from_dict(metadata.get("latent_prior", {}))
+        metadata["pixels"] = _pixel_normalisation(metadata.get("pixels", DEFAULT_PIXELS))
     except (UserError, KeyError, TypeError, ValueError) as error:
         raise UserError(f"{weights}: invalid model metadata ({error})") from None
     try:
@@ -261,8 +263,24 @@ def stored_dtype(path: str | Path) -> torch.dtype:
         return handle.get_tensor(key).dtype
 
 
+def _pixel_normalisation(pixels: Any) -> dict[str, float]:
+    """The stored pixel normalisation x = (v - mean) / std, checked: numbers, std not zero."""
+    if not isinstance(pixels, dict):
+        raise UserError(f"pixels must be a mapping of mean and std, not {pixels!r}")
+    return {"mean": check_number(pixels.get("mean"), "pixels.mean", -10, 10),
+            "std": check_number(pixels.get("std"), "pixels.std", 1e-6, 10)}
+
+
 def _build(weights: Path, module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str):
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    for name, tensor in state.items():
+        # Whole-number tensors are BatchNorm's step counters; weights must be stored as floats
+        # (int8 or bool weights would load as a different network) and finite.
+        if tensor.is_floating_point():
+            if not torch.isfinite(tensor).all():
+                raise UserError(f"{weights}: {prefix}{name} holds NaN or infinite values; the checkpoint is damaged")
+        elif not name.endswith("num_batches_tracked"):
+            raise UserError(f"{weights}: {prefix}{name} is stored as {tensor.dtype}, not floating point")
     expected = module.state_dict()
     state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
     try:

@@ -9,16 +9,29 @@ from pathlib import Path
 
 from inpaint import __version__
 from inpaint.errors import UserError
+from inpaint.validate import count_arg, number_arg, seed_arg
+
+# Upper bounds of counts that size memory or time: far above real use, far below exhaustion.
+MAX_SAMPLES = 10_000  # 64×64 samples: about 0.5 GB
+MAX_FRAMES = 1_000
+MAX_STARTS = 256
+MAX_ITERATIONS = 100_000
+MAX_BATCH = 4_096
+fraction_arg = number_arg(0, 0.99, low_open=True)
 
 
 def _sample(args: argparse.Namespace) -> int:
     from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
     from inpaint.device import select_device
+    from inpaint.fileio import check_output
     from inpaint.grids import save_each, save_grid
+    from inpaint.images import check_image_path
     from inpaint.sampling import generate, latents_for_seed
 
-    if args.n < 1:
-        raise UserError("--n must be at least 1")
+    if args.out:
+        check_image_path(check_output(args.out, (args.checkpoint,)))
+    if args.out_dir:
+        check_output(args.out_dir, folder=True, what="--out-dir")
     checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint), with_discriminator=False, device=select_device(args.device))
     pictures = generate(checkpoint, latents_for_seed(checkpoint, args.n, args.seed))
     if args.out_dir:
@@ -45,27 +58,27 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = SearchSettings()
     parser.add_argument("--checkpoint", help="checkpoint file or folder (default: the shipped face model)")
     parser.add_argument("--mask-kind", choices=MASK_KINDS, help="a generated mask instead of a mask file")
-    parser.add_argument("--fraction", type=float, help="hole fraction for centre (0.25), random (0.8), pattern (0.25)")
+    parser.add_argument("--fraction", type=fraction_arg, help="hole fraction for centre (0.25), random (0.8), pattern (0.25)")
     parser.add_argument("--side", choices=SIDES, default="left", help="which half the half mask removes (default left)")
     search = parser.add_argument_group("search")
     search.add_argument("--init", choices=INITS, default=defaults.init,
                         help="where the search starts: auto (default: the checkpoint's inpainting encoder when it has one, "
                              "else random latents), encoder, random")
-    search.add_argument("--iterations", type=int,
+    search.add_argument("--iterations", type=count_arg(0, MAX_ITERATIONS),
                         help=f"optimiser steps (default {ENCODER_START[0]} from the encoder's start, {RANDOM_START[0]} from random starts)")
-    search.add_argument("--restarts", type=int,
+    search.add_argument("--restarts", type=count_arg(1, MAX_STARTS),
                         help=f"starts per image, searched together and ranked by context loss (default {ENCODER_START[1]} from "
                              f"the encoder: its prediction and jittered copies; {RANDOM_START[1]} random)")
-    search.add_argument("--jitter", type=float, default=defaults.jitter,
+    search.add_argument("--jitter", type=number_arg(0, 2), default=defaults.jitter,
                         help=f"spread of the jittered starts around the encoder's prediction (default {defaults.jitter})")
-    search.add_argument("--patience", type=int, default=defaults.patience,
+    search.add_argument("--patience", type=count_arg(0, MAX_ITERATIONS), default=defaults.patience,
                         help=f"stop an image after this many iterations without improvement, 0 = never (default {defaults.patience})")
-    search.add_argument("--lam", type=float, default=defaults.lam, help=f"weight λ of the perceptual (discriminator) loss (default {defaults.lam})")
-    search.add_argument("--lr", type=float, default=defaults.lr, help=f"Adam learning rate on z (default {defaults.lr})")
+    search.add_argument("--lam", type=number_arg(0, 1000), default=defaults.lam, help=f"weight λ of the perceptual (discriminator) loss (default {defaults.lam})")
+    search.add_argument("--lr", type=number_arg(0, 10, low_open=True), default=defaults.lr, help=f"Adam learning rate on z (default {defaults.lr})")
     search.add_argument("--neighbourhood", default="auto", type=_neighbourhood,
                         help="window of the context weighting W: auto (default: grows with the hole, at least 7) or an odd size, e.g. 7 as in the paper")
     search.add_argument("--constraint", choices=CONSTRAINTS, default=defaults.constraint, help="keep z in [-1, 1] by clipping (default) or tanh")
-    search.add_argument("--seed", type=int, default=0, help="seed of the restarts and generated masks (default 0)")
+    search.add_argument("--seed", type=seed_arg, default=0, help="seed of the restarts and generated masks (default 0)")
     search.add_argument("--no-blend", action="store_true", help="paste the raw fill, without Poisson blending")
     search.add_argument("--crop", choices=CROP_MODES, default="auto",
                         help="the square the model sees: auto (for a face model the face the hole belongs to, aligned; "
@@ -88,14 +101,6 @@ def _neighbourhood(text: str) -> int | str:
 def _search_settings(args: argparse.Namespace):
     from inpaint.search import SearchSettings
 
-    if args.iterations is not None and args.iterations < 0:
-        raise UserError("--iterations must be at least 0 (0: the starting points as they are)")
-    if args.restarts is not None and args.restarts < 1:
-        raise UserError("--restarts must be at least 1")
-    if args.patience < 0:
-        raise UserError("--patience must be at least 0")
-    if not 0 <= args.jitter <= 2:
-        raise UserError("--jitter must be between 0 and 2")
     return SearchSettings(iterations=args.iterations, restarts=args.restarts, lam=args.lam, lr=args.lr,
                           seed=args.seed, constraint=args.constraint, precision=args.precision,
                           neighbourhood=args.neighbourhood, init=args.init, jitter=args.jitter, patience=args.patience)
@@ -107,31 +112,48 @@ def _load_for_search(args: argparse.Namespace):
 
     device = select_device(args.device)
     search_precision(device, args.precision)
-    return load_checkpoint(checkpoint_or_default(args.checkpoint), device=device)
+    checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint), device=device)
+    if checkpoint.discriminator is None:
+        raise UserError(f"{checkpoint.path}: holds no discriminator, and the search needs D for its perceptual loss; "
+                        "use a checkpoint exported with it (a training run's snapshots keep it)")
+    return checkpoint
 
 
 def _fill(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    import numpy as np
     from tqdm import tqdm
 
     from inpaint.engine import FillItem, describe_view, fill_images
-    from inpaint.images import is_image_path, open_image, save_image
+    from inpaint.fileio import check_output
+    from inpaint.images import (
+        check_image_path,
+        check_photo_size,
+        open_image,
+        save_image,
+    )
     from inpaint.locate import parse_face_box
     from inpaint.masks import load_mask, make_mask
     from inpaint.search import resolve_settings
 
     source, out = Path(args.image), Path(args.out)
-    if out.exists() and out.resolve() == source.resolve():
-        raise UserError(f"{out}: would overwrite the input; choose another --out")
+    inputs = (args.image, args.mask, args.checkpoint)
+    check_output(out, inputs)  # before the search, not after it
+    if args.candidates:
+        check_output(args.candidates, inputs, folder=True, what="--candidates")
     if (args.mask is None) == (args.mask_kind is None):
         raise UserError("give exactly one of --mask FILE or --mask-kind KIND")
-    if not is_image_path(out):  # before the search, not after it
-        raise UserError(f"{out}: output must have an image extension such as .png or .jpg")
+    check_image_path(out)
     image = open_image(source)
+    check_photo_size(image.size, source)
     width, height = image.size
     hole = load_mask(args.mask, height, width) if args.mask else make_mask(args.mask_kind, height, width, args.fraction, args.seed, args.side)
     face_box = parse_face_box(args.face_box) if args.face_box else None
     checkpoint = _load_for_search(args)
     settings = resolve_settings(checkpoint, _search_settings(args))
+    # Every start's fill is kept only when they are written: each costs a full-size copy of the photo.
+    settings = replace(settings, top_k=settings.restarts if args.candidates else 1)
     with tqdm(total=settings.iterations, unit="it", desc="searching z") as bar:
         def report(progress) -> None:
             if progress.active == 0:  # every image stopped early: the search is complete here
@@ -146,7 +168,7 @@ def _fill(args: argparse.Namespace) -> int:
     if args.candidates:
         for rank, candidate in enumerate(result.candidates, 1):
             save_image(candidate, Path(args.candidates) / f"{source.stem}-candidate{rank}{out.suffix}")
-    print(f"wrote {out} ({width}×{height}); hole {hole.mean():.1%} of the image; {describe_view(result)}; {result.seconds:.1f} s")
+    print(f"wrote {out} ({width}×{height}); hole {np.count_nonzero(hole) / hole.size:.1%} of the image; {describe_view(result)}; {result.seconds:.1f} s")
     return 0
 
 
@@ -159,8 +181,6 @@ def _batch(args: argparse.Namespace) -> int:
 
     if args.mask_dir and args.mask_kind:
         raise UserError("give at most one of --mask-dir and --mask-kind (default: NAME_mask.png beside each image)")
-    if args.batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
     masks = MaskSource(kind=args.mask_kind, folder=Path(args.mask_dir) if args.mask_dir else None, fraction=args.fraction, side=args.side, seed=args.seed)
     in_dir, out_dir = Path(args.in_dir), Path(args.out_dir)
     jobs = plan_jobs(in_dir, out_dir, masks)
@@ -183,13 +203,21 @@ def _edit(args: argparse.Namespace) -> int:
 
     from inpaint import editor
     from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
-    from inpaint.fileio import atomic_path
+    from inpaint.fileio import atomic_path, check_output
     from inpaint.grids import save_grid
     from inpaint.images import open_image
     from inpaint.sampling import generate
 
-    checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint))
     out = Path(args.out)
+    written = {"interpolate": ("strip.png", "interpolation.gif", "latents.npy"),
+               "arithmetic": ("equation.png", "result.png", "latents.npy"),
+               "project": ("projection.png", "latent.npy")}[args.edit_command]
+    specs = [getattr(args, name) for name in ("start", "end", "a", "b", "c", "image") if getattr(args, name, None)]
+    inputs = (*[s for s in specs if not s.startswith("seed:")], args.checkpoint)
+    check_output(out, inputs, folder=True)
+    for name in written:
+        check_output(out / name, inputs)
+    checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint))
 
     def save_latents(z, path: Path) -> None:
         with atomic_path(path) as tmp:
@@ -197,25 +225,10 @@ def _edit(args: argparse.Namespace) -> int:
                 np.save(handle, z.numpy())
 
     def latents_of(spec: str):
-        """`seed:3,5,8`, a .npy file of latents, or an image file to project."""
-        if spec.startswith("seed:"):
-            try:
-                return editor.latents_for_seeds(checkpoint, [int(s) for s in spec[5:].split(",") if s])
-            except ValueError:
-                raise UserError(f"{spec}: seeds must be integers, e.g. seed:3,5,8") from None
-        path = Path(spec)
-        if path.suffix == ".npy":
-            try:
-                z = torch.from_numpy(np.load(path, allow_pickle=False)).float()
-            except (OSError, ValueError) as error:
-                raise UserError(f"{path}: not a latent file ({error})") from None
-            z = z.reshape(-1, checkpoint.config.latent_dim) if z.numel() % checkpoint.config.latent_dim == 0 else None
-            if z is None:
-                raise UserError(f"{path}: does not hold latents of size {checkpoint.config.latent_dim}")
-            return z
-        projection = editor.project(checkpoint, open_image(path))
-        print(f"projected {path}: context loss {projection.context_loss:.2f}")
-        return projection.z[None]
+        z, projection = editor.latents_from_spec(checkpoint, spec)
+        if projection is not None:
+            print(f"projected {spec}: context loss {projection.context_loss:.2f}")
+        return z
 
     out.mkdir(parents=True, exist_ok=True)
     if args.edit_command == "interpolate":
@@ -282,20 +295,29 @@ def _app(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
-    from inpaint.face_metrics import face_descriptors, frechet_distance
+    from inpaint.engine import face_template
+    from inpaint.face_metrics import (
+        evaluation_warnings,
+        face_descriptors,
+        frechet_distance,
+    )
     from inpaint.images import find_images
     from inpaint.sampling import generate, latents_for_seed
     from training.data import decode_images
 
+    if not Path(args.data).is_dir():
+        raise UserError(f"{args.data}: folder does not exist")
     checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint), with_discriminator=False)
     files, _ = find_images(args.data)
     if args.last:
         files = files[-args.last:]
     if len(files) < 2:
-        raise UserError(f"{args.data}: needs at least 2 image files to compare against")
+        raise UserError(f"{args.data}: needs at least 2 image files to compare against, found {len(files)}")
     size, channels = checkpoint.config.image_size, checkpoint.config.channels
     real, kept, _ = decode_images(files, size, channels, warn=lambda m: print(m, file=sys.stderr))
     print(f"{len(kept)} reference images from {args.data}; {args.n} samples (seed {args.seed}) from {checkpoint.path}")
+    for warning in evaluation_warnings(real, args.n, face_template(checkpoint)):
+        print(f"warning: {warning}", file=sys.stderr)
     reference = face_descriptors(real, show_progress=True)
     samples = face_descriptors(generate(checkpoint, latents_for_seed(checkpoint, args.n, args.seed)), show_progress=True)
     print(f"Fréchet face-descriptor distance: {frechet_distance(samples, reference):.5f}")
@@ -305,8 +327,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import json
 
+    from inpaint.fileio import check_output
     from training.export import export_run
 
+    check_output(args.out, (args.run_dir, args.data), folder=True)
     facts = export_run(Path(args.run_dir), Path(args.out), args.storage, args.data, content=args.content)
     print(json.dumps({k: facts[k] for k in ("file_bytes", "precision_effect", "storage")}, indent=2))
     print(f"wrote {args.out}: model.safetensors, samples.png, losses.png, nearest.png, card.json")
@@ -314,6 +338,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from training.limits import ENCODER_LIMITS, FRAMER_LIMITS
+
     parser = argparse.ArgumentParser(prog="inpaint", description="Semantic image inpainting and latent editing with a DCGAN.")
     parser.add_argument("--version", action="version", version=f"inpaint {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -325,8 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample", help="draw samples from a checkpoint", description="Draw samples from a checkpoint as a grid or single images.")
     sample.add_argument("--checkpoint", help="checkpoint file or folder (default: the shipped face model)")
-    sample.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    sample.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
+    sample.add_argument("--n", type=count_arg(1, MAX_SAMPLES), default=64, help="number of samples (default 64)")
+    sample.add_argument("--seed", type=seed_arg, default=0, help="seed of the latents (default 0)")
     sample.add_argument("--out", help="grid image to write (default samples.png)")
     sample.add_argument("--out-dir", help="also or instead write one image per sample here")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
@@ -344,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("out_dir")
     batch.add_argument("--mask-dir", help="folder mirroring IN_DIR with NAME_mask.png (or NAME.png) masks")
     # NAME_face.txt beside an image (or in --mask-dir) holds X,Y,W,H of its face: see inpaint.batch.
-    batch.add_argument("--batch-size", type=int, default=16, help="images searched together (default 16)")
+    batch.add_argument("--batch-size", type=count_arg(1, MAX_BATCH), default=16, help="images searched together (default 16)")
     _add_search_arguments(batch)
 
     edit = commands.add_parser("edit", help="latent editing: interpolate, arithmetic, project", description="Edit in latent space. Latents are given as seed:3,5,8 (samples by seed), a .npy file, or a photo to project.")
@@ -352,16 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
     walk = edit_commands.add_parser("interpolate", help="frames between two faces: strip, GIF, latents")
     walk.add_argument("start", help="seed:N, latents .npy or a photo")
     walk.add_argument("end", help="seed:N, latents .npy or a photo")
-    walk.add_argument("--frames", type=int, default=8)
+    walk.add_argument("--frames", type=count_arg(2, MAX_FRAMES), default=8, help="frames, both ends included (default 8)")
     walk.add_argument("--method", choices=("slerp", "lerp"), default="slerp")
-    walk.add_argument("--frame-seconds", type=float, default=0.12)
+    walk.add_argument("--frame-seconds", type=number_arg(0.01, 60), default=0.12, help="seconds per GIF frame (default 0.12)")
     sums = edit_commands.add_parser("arithmetic", help="A − B + C over concepts (each the mean of its exemplars)")
     sums.add_argument("a", help="concept A, e.g. seed:1,4,9 (smiling women)")
     sums.add_argument("b", help="concept B, e.g. seed:2,5,7 (neutral women)")
     sums.add_argument("c", help="concept C, e.g. seed:3,6,8 (neutral men)")
-    sums.add_argument("--variations", type=int, default=7, help="noisy variations around the result (default 7)")
-    sums.add_argument("--noise", type=float, default=0.25)
-    sums.add_argument("--seed", type=int, default=0)
+    sums.add_argument("--variations", type=count_arg(0, MAX_SAMPLES), default=7, help="noisy variations around the result (default 7)")
+    sums.add_argument("--noise", type=number_arg(0, 10), default=0.25, help="spread of the variations (default 0.25)")
+    sums.add_argument("--seed", type=seed_arg, default=0)
     proj = edit_commands.add_parser("project", help="find the latent of a photo")
     proj.add_argument("image")
     for sub in (walk, sums, proj):
@@ -375,14 +401,14 @@ def build_parser() -> argparse.ArgumentParser:
     framer.add_argument("--checkpoint", help="face checkpoint (default: the shipped face model)")
     framer.add_argument("--data", required=True, help="the checkpoint's training images")
     framer.add_argument("--out", required=True, help="run folder: state, stats, and the new model.safetensors")
-    framer.add_argument("--val-count", type=int, help="hold out the last N files, as the checkpoint's training did (e.g. 500)")
-    framer.add_argument("--steps", type=int, help="training steps (default 20000)")
-    framer.add_argument("--batch-size", type=int, help="examples per step (default 64)")
-    framer.add_argument("--lr", type=float, help="peak learning rate of the one-cycle schedule (default 2e-3)")
-    framer.add_argument("--width", type=int, help="channels of the first layer (default 32)")
-    framer.add_argument("--seed", type=int, help="seed of the examples and the initialisation (default 0)")
-    framer.add_argument("--log-every", type=int, help="steps between stats lines (default 100)")
-    framer.add_argument("--checkpoint-every", type=int, help="steps between saved states and validation scores (default 1000)")
+    framer.add_argument("--val-count", type=FRAMER_LIMITS["val_count"].arg(), help="hold out the last N files, as the checkpoint's training did (e.g. 500)")
+    framer.add_argument("--steps", type=FRAMER_LIMITS["steps"].arg(), help="training steps (default 20000)")
+    framer.add_argument("--batch-size", type=FRAMER_LIMITS["batch_size"].arg(), help="examples per step (default 64)")
+    framer.add_argument("--lr", type=FRAMER_LIMITS["lr"].arg(), help="peak learning rate of the one-cycle schedule (default 2e-3)")
+    framer.add_argument("--width", type=FRAMER_LIMITS["width"].arg(), help="channels of the first layer (default 32)")
+    framer.add_argument("--seed", type=FRAMER_LIMITS["seed"].arg(), help="seed of the examples and the initialisation (default 0)")
+    framer.add_argument("--log-every", type=FRAMER_LIMITS["log_every"].arg(), help="steps between stats lines (default 100)")
+    framer.add_argument("--checkpoint-every", type=FRAMER_LIMITS["checkpoint_every"].arg(), help="steps between saved states and validation scores (default 1000)")
     framer.add_argument("--resume", action="store_true", help="continue from OUT's last state")
 
     encoder = commands.add_parser(
@@ -392,28 +418,28 @@ def build_parser() -> argparse.ArgumentParser:
     encoder.add_argument("--checkpoint", help="checkpoint (default: the shipped face model)")
     encoder.add_argument("--data", required=True, help="the checkpoint's training images")
     encoder.add_argument("--out", required=True, help="run folder: state, stats, pictures, and the new model.safetensors")
-    encoder.add_argument("--val-count", type=int, help="hold out the last N files, as the checkpoint's training did (e.g. 500)")
-    encoder.add_argument("--steps", type=int, help="training steps (default 4000)")
-    encoder.add_argument("--batch-size", type=int, help="examples per step, half generated and half real (default 64)")
-    encoder.add_argument("--lr", type=float, help="peak learning rate of the one-cycle schedule (default 2e-3)")
-    encoder.add_argument("--width", type=int, help="channels of the encoder's first layer (default 32)")
-    encoder.add_argument("--latent-weight", type=float, help="weight of the latent regression on G's samples (default 1)")
-    encoder.add_argument("--pixel-weight", type=float, help="weight of the pixel L1 losses (default 1)")
-    encoder.add_argument("--hole-weight", type=float, help="weight of the L1 over the hole's pixels of real images (default 0.5)")
-    encoder.add_argument("--feature-weight", type=float, help="weight of the loss on D's features of real images (default 0.5)")
-    encoder.add_argument("--seed", type=int, help="seed of the batches, holes and initialisation (default 0)")
+    encoder.add_argument("--val-count", type=ENCODER_LIMITS["val_count"].arg(), help="hold out the last N files, as the checkpoint's training did (e.g. 500)")
+    encoder.add_argument("--steps", type=ENCODER_LIMITS["steps"].arg(), help="training steps (default 4000)")
+    encoder.add_argument("--batch-size", type=ENCODER_LIMITS["batch_size"].arg(), help="examples per step, half generated and half real (default 64)")
+    encoder.add_argument("--lr", type=ENCODER_LIMITS["lr"].arg(), help="peak learning rate of the one-cycle schedule (default 2e-3)")
+    encoder.add_argument("--width", type=ENCODER_LIMITS["width"].arg(), help="channels of the encoder's first layer (default 32)")
+    encoder.add_argument("--latent-weight", type=ENCODER_LIMITS["latent_weight"].arg(), help="weight of the latent regression on G's samples (default 1)")
+    encoder.add_argument("--pixel-weight", type=ENCODER_LIMITS["pixel_weight"].arg(), help="weight of the pixel L1 losses (default 1)")
+    encoder.add_argument("--hole-weight", type=ENCODER_LIMITS["hole_weight"].arg(), help="weight of the L1 over the hole's pixels of real images (default 0.5)")
+    encoder.add_argument("--feature-weight", type=ENCODER_LIMITS["feature_weight"].arg(), help="weight of the loss on D's features of real images (default 0.5)")
+    encoder.add_argument("--seed", type=ENCODER_LIMITS["seed"].arg(), help="seed of the batches, holes and initialisation (default 0)")
     encoder.add_argument("--device", help="auto (default), cpu, cuda, mps")
-    encoder.add_argument("--log-every", type=int, help="steps between stats lines (default 50)")
-    encoder.add_argument("--checkpoint-every", type=int, help="steps between saved states, validation scores and pictures (default 500)")
+    encoder.add_argument("--log-every", type=ENCODER_LIMITS["log_every"].arg(), help="steps between stats lines (default 50)")
+    encoder.add_argument("--checkpoint-every", type=ENCODER_LIMITS["checkpoint_every"].arg(), help="steps between saved states, validation scores and pictures (default 500)")
     encoder.add_argument("--resume", action="store_true", help="continue from OUT's last state")
 
     evaluate = commands.add_parser("eval", help="Fréchet face-descriptor distance of a checkpoint's samples to real faces",
                                    description="Score a checkpoint: Fréchet distance between dlib face descriptors of its samples and of real images.")
     evaluate.add_argument("--checkpoint", help="checkpoint file or folder (default: the shipped face model)")
     evaluate.add_argument("--data", required=True, help="folder of real aligned faces")
-    evaluate.add_argument("--last", type=int, help="use only the last N files by name (e.g. 500: the validation split of a --val-count 500 run)")
-    evaluate.add_argument("--n", type=int, default=1000, help="samples to draw (default 1000)")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--last", type=count_arg(2, 10_000_000), help="use only the last N files by name (e.g. 500: the validation split of a --val-count 500 run)")
+    evaluate.add_argument("--n", type=count_arg(2, MAX_SAMPLES), default=1000, help="samples to draw (default 1000)")
+    evaluate.add_argument("--seed", type=seed_arg, default=0)
 
     export = commands.add_parser("export", help="package a training run as a shipped checkpoint folder with model-card pictures",
                                  description="Write a run's best snapshot and its model-card pictures (samples, losses, nearest neighbours) to a folder.")
@@ -425,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     app = commands.add_parser("app", help="the Gradio web app", description="Start the web app (Inpaint, Edit, Model tabs).")
     app.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    app.add_argument("--port", type=int, help="port (default: Gradio's, 7860 or the next free one)")
+    app.add_argument("--port", type=count_arg(1, 65535), help="port (default: Gradio's, 7860 or the next free one)")
     app.add_argument("--share", action="store_true", help="also publish a temporary public link (off by default)")
     app.add_argument("--run", action="append", default=[], help="also offer this training run or checkpoint folder (repeatable)")
 

@@ -19,11 +19,13 @@ from PIL import Image
 
 from inpaint.checkpoint import Checkpoint
 from inpaint.engine import colour_pixels, face_template, uses_faces
+from inpaint.errors import UserError
 from inpaint.fileio import atomic_path
 from inpaint.framing import Framing, to_model
 from inpaint.locate import photo_framing
 from inpaint.sampling import generate, latents_for_seed
 from inpaint.search import SearchSettings, search
+from inpaint.validate import MAX_COUNT, SEED_MAX, check_number
 
 INTERPOLATIONS = ("slerp", "lerp")
 
@@ -31,6 +33,48 @@ INTERPOLATIONS = ("slerp", "lerp")
 def latents_for_seeds(checkpoint: Checkpoint, seeds: list[int]) -> torch.Tensor:
     """One latent per seed: seed s always gives the same face (the first sample of `inpaint sample --seed s`)."""
     return torch.cat([latents_for_seed(checkpoint, 1, seed) for seed in seeds])
+
+
+def parse_seeds(text: str, source: str = "seeds") -> list[int]:
+    """Seeds as typed: "3, 5, 8" (a `seed:` prefix is allowed). At least one; each in numpy's range."""
+    parts = [p.strip() for p in text.strip().removeprefix("seed:").split(",") if p.strip()]
+    if not parts:
+        raise UserError(f"{source}: no seeds given; write them as 3,5,8")
+    if len(parts) > MAX_COUNT:
+        raise UserError(f"{source}: {len(parts):,} seeds; at most {MAX_COUNT:,}")
+    return [int(check_number(p, f"{source}: each seed", 0, SEED_MAX, integer=True)) for p in parts]
+
+
+def load_latents(path: str | Path, latent_dim: int) -> torch.Tensor:
+    """(N, latent_dim) latents from a .npy file (as `inpaint edit` writes them): numbers, not
+    empty, finite, a whole number of latents of the checkpoint's size."""
+    path = Path(path)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise UserError(f"{path}: not a latent file ({error})") from None
+    if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise UserError(f"{path}: latents must be numbers, not {getattr(array, 'dtype', type(array))}")
+    if array.size == 0 or array.size % latent_dim:
+        raise UserError(f"{path}: holds {array.size} numbers, not a whole number of latents of size {latent_dim}")
+    if array.size > MAX_COUNT * latent_dim:
+        raise UserError(f"{path}: holds {array.size // latent_dim:,} latents; at most {MAX_COUNT:,}")
+    if not np.isfinite(array).all():
+        raise UserError(f"{path}: latents contain NaN or infinite values")
+    return torch.from_numpy(array.astype(np.float32)).reshape(-1, latent_dim)
+
+
+def latents_from_spec(checkpoint: Checkpoint, spec: str) -> tuple[torch.Tensor, "Projection | None"]:
+    """Latents named by a spec: `seed:3,5,8` (samples by seed), a .npy file of latents, or an
+    image file, projected (its Projection is returned too). (N, D) latents."""
+    if spec.startswith("seed:"):
+        return latents_for_seeds(checkpoint, parse_seeds(spec, spec)), None
+    if Path(spec).suffix.lower() == ".npy":
+        return load_latents(spec, checkpoint.config.latent_dim), None
+    from inpaint.images import open_image
+
+    projection = project(checkpoint, open_image(spec))
+    return projection.z[None], projection
 
 
 def keep_in_support(checkpoint: Checkpoint, z: torch.Tensor) -> torch.Tensor:

@@ -128,7 +128,9 @@ def choose_view(checkpoint: Checkpoint, pixels: np.ndarray, hole: np.ndarray, cr
 
 def model_pixels(checkpoint: Checkpoint, image: Image.Image) -> np.ndarray:
     """(H, W, C) uint8 in the model's channels."""
-    pixels = np.asarray(colour_pixels(image, checkpoint.config.channels))
+    wanted = "RGB" if checkpoint.config.channels == 3 else "L"
+    # A photo already in the model's mode is read as it is: no full-size converted copy.
+    pixels = np.asarray(image if image.mode == wanted else colour_pixels(image, checkpoint.config.channels))
     return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
@@ -201,31 +203,34 @@ def _fills_show_a_face(checkpoint: Checkpoint, item: _Prepared, candidates: torc
     return shows_face(views, known[0].numpy() > 0.5, face_template(checkpoint))
 
 
-def _classical(item: _Prepared) -> tuple[np.ndarray, np.ndarray]:
-    region = _hole_region(item.hole)
-    filled = classical_fill(item.pixels, item.hole, region).astype(np.float64)
-    return filled, filled
+def _classical_result(item: _Prepared, region: tuple[slice, slice], seconds: float, notes: list[str]) -> FillResult:
+    """OpenCV's Telea fill of the hole (no model): raw and blended are the same picture."""
+    image = _to_output(item, region, classical_fill(item.pixels, item.hole, region).astype(np.float64))
+    return FillResult(image, image, [image], 0.0, 0.0, [0.0], None, "classical", seconds, notes)
 
 
 def _to_output(prepared: _Prepared, region: tuple[slice, slice], pixels: np.ndarray) -> Image.Image:
     """The photo with `region` replaced by `pixels` (float), back in the input's mode: alpha
-    carried over, grayscale kept, anything else as RGB."""
-    array = prepared.pixels.copy()
-    array[region] = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
-    mode = prepared.original.mode
-    if array.shape[2] == 1:
-        result = Image.fromarray(array[..., 0], "L")
-    else:
-        result = Image.fromarray(array, "RGB")
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in prepared.original.info):
-        alpha = prepared.original.convert("RGBA").getchannel("A")
-        result = result.convert("RGBA" if mode != "LA" else "LA")
-        result.putalpha(alpha)
+    carried over, grayscale kept, anything else as RGB. For the common modes only the region is
+    converted and pasted into one copy of the photo: a 100-megapixel photo costs one more copy."""
+    patch = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    patch_image = Image.fromarray(patch[..., 0], "L") if patch.shape[2] == 1 else Image.fromarray(patch, "RGB")
+    original, box = prepared.original, (region[1].start, region[0].start, region[1].stop, region[0].stop)
+    if original.mode in ("RGB", "L", "RGBA", "LA"):
+        result = original.copy()
+        if original.mode in ("RGBA", "LA"):  # the fill takes the photo's own alpha over the region
+            patch_image = patch_image.convert(original.mode)
+            patch_image.putalpha(original.crop(box).getchannel("A"))
+        result.paste(patch_image, box)  # paste converts the patch to the photo's mode
         return result
-    if mode == "L" and result.mode != "L":
-        return result.convert("L")
-    if mode == "RGB" and result.mode != "RGB":
-        return result.convert("RGB")
+    array = prepared.pixels.copy()
+    array[region] = patch
+    result = Image.fromarray(array[..., 0], "L") if array.shape[2] == 1 else Image.fromarray(array, "RGB")
+    mode = original.mode
+    if mode == "PA" or (mode == "P" and "transparency" in original.info):
+        alpha = original.convert("RGBA").getchannel("A")
+        result = result.convert("RGBA")
+        result.putalpha(alpha)
     return result
 
 
@@ -272,23 +277,20 @@ def fill_images(
         t0 = time.perf_counter()
         region = _hole_region(item.hole)
         if item.view is None:
-            raw, shown = _classical(item)
-            outputs[index] = FillResult(_to_output(item, region, shown), _to_output(item, region, raw), [_to_output(item, region, shown)],
-                                        0.0, 0.0, [0.0], None, "classical", per_image + time.perf_counter() - t0, item.notes)
+            outputs[index] = _classical_result(item, region, per_image + time.perf_counter() - t0, item.notes)
             continue
         i = searched.index(index)
         if crop == "auto" and not item.view.confirmed and not _fills_show_a_face(checkpoint, item, result.candidates[i]):
-            raw, shown = _classical(item)
-            outputs[index] = FillResult(_to_output(item, region, shown), _to_output(item, region, raw), [_to_output(item, region, shown)],
-                                        0.0, 0.0, [0.0], None, "classical", per_image + time.perf_counter() - t0, [NO_FACE_NOTE])
+            outputs[index] = _classical_result(item, region, per_image + time.perf_counter() - t0, [NO_FACE_NOTE])
             continue
         fills = [checkpoint.to_pixels(fill).permute(1, 2, 0).numpy() * 255 for fill in result.candidates[i]]
         finished = _finish(item, fills, blend, settings.seed)
         raw_best, best = finished[0]
+        image = _to_output(item, region, best)
         outputs[index] = FillResult(
-            image=_to_output(item, region, best),
-            raw=_to_output(item, region, raw_best),
-            candidates=[_to_output(item, region, shown) for _, shown in finished],
+            image=image,
+            raw=_to_output(item, region, raw_best) if blend else image,
+            candidates=[image] + [_to_output(item, region, shown) for _, shown in finished[1:]],
             context_loss=float(result.context_loss[i]),
             perceptual_loss=float(result.perceptual_loss[i]),
             candidate_losses=[float(v) for v in result.candidate_context_loss[i]],

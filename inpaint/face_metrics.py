@@ -71,3 +71,28 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
     distance = ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt
     return max(0.0, float(distance))  # rounding can leave a tiny negative for identical sets
+
+
+RELIABLE_COUNT = 500  # below this many images a side, the distance's bias and spread grow quickly
+
+
+def evaluation_warnings(reference: torch.Tensor, samples: int, template=None, probe: int = 48) -> list[str]:
+    """What makes a Fréchet score of `samples` generated images against `reference` (N, C, S, S)
+    uint8 untrustworthy: too few images, or references that are not faces (the descriptor only
+    means something on faces; checked by the face detector on up to `probe` of them, where the
+    model's face `template` puts a face)."""
+    warnings = []
+    fewest = min(len(reference), samples)
+    if fewest < RELIABLE_COUNT:
+        warnings.append(f"only {fewest} images on one side: the distance is biased upwards and varies from run to run "
+                        f"below about {RELIABLE_COUNT}; compare scores only at equal counts")
+    from inpaint.locate import shows_face
+
+    picked = reference[torch.linspace(0, len(reference) - 1, min(probe, len(reference))).long()]
+    views = picked.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).contiguous().numpy()
+    known = np.ones(views.shape[1:3], bool)
+    seen = sum(shows_face(view[None], known, template) for view in views)
+    if seen < len(views) / 2:
+        warnings.append(f"a face detector finds a face in only {seen} of {len(views)} reference images checked: "
+                        "the score compares face descriptors and means little for images that are not aligned faces")
+    return warnings

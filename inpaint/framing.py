@@ -128,6 +128,27 @@ def _region(array: np.ndarray, bounds: tuple[int, int, int, int], border: int) -
     return cv2.copyMakeBorder(inside, *pads, borderType=border, value=0)
 
 
+def _shrunk_region(array: np.ndarray, bounds: tuple[int, int, int, int], border: int,
+                   shrink: float) -> tuple[np.ndarray, np.ndarray]:
+    """The photo's rectangle `bounds` shrunk by area to `shrink` of its size (so a warp from it
+    never skips photo pixels), its part outside the photo filled by `border`; and the 2×3 map from
+    photo to that array. The photo's part is shrunk before the padding is added: a square much
+    larger than a thin photo costs the photo's pixels, not the square's."""
+    left, top, right, bottom = bounds
+    height, width = array.shape[:2]
+    inner = (max(left, 0), max(top, 0), min(right, width), min(bottom, height))
+    if shrink >= 1.0 or inner[2] <= inner[0] or inner[3] <= inner[1]:
+        return _region(array, bounds, border), np.array([[1.0, 0, -left], [0, 1.0, -top]])
+    inside = array[inner[1]:inner[3], inner[0]:inner[2]]
+    new_size = (max(1, round(inside.shape[1] * shrink)), max(1, round(inside.shape[0] * shrink)))
+    fx, fy = new_size[0] / inside.shape[1], new_size[1] / inside.shape[0]
+    small = cv2.resize(inside, new_size, interpolation=cv2.INTER_AREA)  # in the photo's dtype: no big float copy
+    small = small.reshape(small.shape[:2] + array.shape[2:])
+    pads = [round((inner[0] - left) * fx), round((inner[1] - top) * fy)]
+    padded = _region(small, (-pads[0], -pads[1], round((right - inner[0]) * fx), round((bottom - inner[1]) * fy)), border)
+    return padded, np.array([[fx, 0, pads[0] - inner[0] * fx], [0, fy, pads[1] - inner[1] * fy]])
+
+
 def to_model(array: np.ndarray, framing: Framing, border: int = cv2.BORDER_REFLECT_101) -> np.ndarray:
     """The photo's pixels (H, W[, C], any dtype) seen through the framing: float32 (S, S[, C]).
 
@@ -141,17 +162,7 @@ def to_model(array: np.ndarray, framing: Framing, border: int = cv2.BORDER_REFLE
         left, top = (-np.round(m[:, 2])).astype(int)
         region = _region(array, (int(left), int(top), int(left) + size, int(top) + size), border)
         return region.astype(np.float32).reshape((size, size) + array.shape[2:])
-    bounds = framing.photo_bounds()
-    left, top = bounds[:2]
-    region = _region(array, bounds, border)
-    # Shrink by area first so the warp itself never skips photo pixels.
-    shrink = min(1.0, SUPERSAMPLE * framing.scale)
-    matrix = compose(np.array([[1.0, 0, -left], [0, 1.0, -top]]), np.eye(3)[:2])  # photo → region
-    if shrink < 1.0:
-        new_size = (max(1, round(region.shape[1] * shrink)), max(1, round(region.shape[0] * shrink)))
-        fx, fy = new_size[0] / region.shape[1], new_size[1] / region.shape[0]
-        region = cv2.resize(region, new_size, interpolation=cv2.INTER_AREA)  # in the photo's dtype: no big float copy
-        matrix = compose(resize_map(fx, fy), matrix)
+    region, matrix = _shrunk_region(array, framing.photo_bounds(), border, min(1.0, SUPERSAMPLE * framing.scale))
     # region → model ×SUPERSAMPLE: model = framing ∘ region⁻¹, then scaled up by the supersampling.
     to_fine = compose(resize_map(SUPERSAMPLE), compose(framing.matrix, cv2.invertAffineTransform(matrix)))
     fine = cv2.warpAffine(region.astype(np.float32), to_fine, (size * SUPERSAMPLE, size * SUPERSAMPLE), flags=cv2.INTER_LINEAR,
@@ -165,7 +176,10 @@ def hole_to_model(hole: np.ndarray, framing: Framing) -> np.ndarray:
     # Only the square's part of the mask is converted to float: a big photo's whole mask would
     # cost more than the warp.
     left, top, right, bottom = framing.photo_bounds()
-    crop = _region(hole.astype(bool, copy=False).view(np.uint8), (left, top, right, bottom), cv2.BORDER_CONSTANT).astype(np.float32)
+    left, top = max(left, 0), max(top, 0)
+    crop = hole[top:max(bottom, top), left:max(right, left)].astype(np.float32)  # the photo's part; to_model pads
+    if crop.size == 0:
+        return np.zeros((framing.size, framing.size), bool)
     shifted = Framing(compose(framing.matrix, np.array([[1.0, 0, left], [0, 1.0, top]])), framing.size, framing.how)
     coverage = to_model(crop, shifted, border=cv2.BORDER_CONSTANT)
     return coverage > 1e-3

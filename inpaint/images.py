@@ -7,6 +7,7 @@ float images (rescaled, not clipped), CMYK. Every failure is a `UserError` namin
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,10 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pbm"}
 )
 
-# Huge images are legitimate input (photos); only refuse decompression bombs well beyond that.
-Image.MAX_IMAGE_PIXELS = 400_000_000
+# Huge photos are legitimate input; the budget bounds what one image may cost. Checked from the
+# file's header, before decoding, so a small file that decodes to gigabytes is refused cheaply.
+MAX_PIXELS = 120_000_000
+MIN_SIDE = 8  # smaller images hold no hole worth a model
 
 
 def is_image_path(path: str | os.PathLike[str]) -> bool:
@@ -49,11 +52,16 @@ def find_images(root: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
     return images, others
 
 
-def open_image(path: str | os.PathLike[str], draft_size: int | None = None) -> Image.Image:
-    """Open an image fully decoded and upright per its EXIF tag, in its own mode."""
+def open_image(path: str | os.PathLike[str], draft_size: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open an image fully decoded and upright per its EXIF tag, in its own mode; images over
+    `max_pixels` are refused from their header, before any decoding."""
     path = Path(path)
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():  # our own budget decides, not Pillow's warning threshold
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
+            check_pixel_budget(image.size, path, max_pixels)
             if draft_size and image.format == "JPEG":
                 image.draft("RGB", (draft_size, draft_size))
             image.load()
@@ -62,10 +70,25 @@ def open_image(path: str | os.PathLike[str], draft_size: int | None = None) -> I
         raise UserError(f"{path}: no such file") from None
     except UnidentifiedImageError:
         raise UserError(f"{path}: not an image file Pillow can read") from None
-    except Image.DecompressionBombError:
-        raise UserError(f"{path}: image too large ({Image.MAX_IMAGE_PIXELS:,} pixels at most)") from None
+    except Image.DecompressionBombError:  # beyond twice Pillow's limit: refused before we see the size
+        raise UserError(f"{path}: image too large (more than {max_pixels:,} pixels)") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise UserError(f"{path}: corrupt or truncated image ({error})") from None
+
+
+def check_pixel_budget(size: tuple[int, int], source: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> None:
+    """Refuse an image whose width × height exceeds the budget, naming its size."""
+    width, height = size
+    if width * height > max_pixels:
+        raise UserError(f"{source}: image too large ({width}×{height} = {width * height / 1e6:.0f} megapixels; "
+                        f"at most {max_pixels / 1e6:.0f} megapixels)")
+
+
+def check_photo_size(size: tuple[int, int], source: str | os.PathLike[str]) -> None:
+    """Refuse an image too small on either side to hold a hole and its surroundings."""
+    width, height = size
+    if min(width, height) < MIN_SIDE:
+        raise UserError(f"{source}: {width}×{height} is too small to inpaint (each side at least {MIN_SIDE} pixels)")
 
 
 def load_image(path: str | os.PathLike[str], channels: int = 3, draft_size: int | None = None) -> Image.Image:
@@ -103,14 +126,20 @@ def normalise_mode(image: Image.Image, channels: int) -> Image.Image:
     return image.convert("RGB" if channels == 3 else "L")
 
 
+def check_image_path(path: str | os.PathLike[str]) -> Path:
+    """An output path whose extension names an image format, or a one-line refusal listing them."""
+    path = Path(path)
+    if not is_image_path(path):
+        raise UserError(f"{path}: output must have an image extension ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return path
+
+
 def save_image(image: Image.Image, path: str | os.PathLike[str]) -> Path:
     """Write atomically in the format the extension names (JPEG at quality 95; JPEG has no
     alpha, so RGBA/LA images are flattened to RGB/L for it)."""
     from inpaint.fileio import atomic_path
 
-    path = Path(path)
-    if not is_image_path(path):
-        raise UserError(f"{path}: output must have an image extension ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    path = check_image_path(path)
     options = {}
     if path.suffix.lower() in (".jpg", ".jpeg"):
         options["quality"] = 95

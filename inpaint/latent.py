@@ -42,4 +42,6 @@ class LatentPrior:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LatentPrior":
+        if not isinstance(data, dict):
+            raise UserError(f"latent prior settings must be a mapping, not {type(data).__name__}")
         return cls(kind=str(data.get("kind", "uniform")))

@@ -7,7 +7,9 @@ Kinds (Yeh et al.'s four, plus files):
   half     one half of the image missing (`side`: left, right, top, bottom)
   strokes  one to three brush strokes, as a user paints them (training the framer and the encoder)
   file     an image file of the same aspect ratio: white (above mid-grey) = hole, black = keep;
-           other sizes are resized with nearest-neighbour
+           other sizes are resized with nearest-neighbour. A file with transparency (what image
+           editors export: the painted strokes opaque, the rest transparent) is read by its
+           alpha instead: opaque (alpha above half) = hole, whatever the strokes' colour
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from inpaint.errors import UserError
-from inpaint.images import load_image
+from inpaint.images import normalise_mode, open_image
 
 MASK_KINDS = ("centre", "random", "pattern", "half")
 SIDES = ("left", "right", "top", "bottom")
@@ -98,9 +101,21 @@ def fit_mask(hole: np.ndarray, height: int, width: int, source: str = "mask") ->
 
 
 def load_mask(path: str | os.PathLike[str], height: int, width: int) -> np.ndarray:
-    """Read a mask file (white = hole) and fit it to an image of the given size."""
-    gray = np.asarray(load_image(path, channels=1))
-    return fit_mask(gray > 127, height, width, str(Path(path)))
+    """Read a mask file (white = hole; with transparency, opaque = hole) and fit it to an image of
+    the given size."""
+    image = open_image(path)
+    alpha = mask_alpha(image)
+    hole = alpha > 127 if alpha is not None else np.asarray(normalise_mode(image, 1)) > 127
+    return fit_mask(hole, height, width, str(Path(path)))
+
+
+def mask_alpha(image: Image.Image) -> np.ndarray | None:
+    """The alpha channel (H, W) uint8 of a mask image that has transparency, else None (no alpha,
+    or alpha opaque everywhere: then the pixels' brightness says where the hole is)."""
+    if image.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and not (image.mode == "P" and "transparency" in image.info):
+        return None
+    alpha = np.asarray(image.convert("RGBA").getchannel("A"))
+    return None if alpha.min() == 255 else alpha
 
 
 def hole_box(hole: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -13,8 +13,14 @@ import torch
 from torch import nn
 
 from inpaint.errors import UserError
+from inpaint.validate import check_number
 
 SUPPORTED_IMAGE_SIZES = (32, 64, 128)
+# Bounds on what a configuration (typed, or read from a checkpoint's metadata) may ask to build:
+# a forged or mistyped one must be refused before terabytes are allocated, not by the allocator.
+MAX_LATENT_DIM = 4096
+MAX_WIDTH = 1024  # channels of a network's full-resolution layer (64 is the DCGAN default)
+MAX_PARAMETERS = 2_000_000_000  # G and D together: about 32 GB of weights, gradients and Adam state
 
 
 @dataclass(frozen=True)
@@ -35,9 +41,27 @@ class ModelConfig:
             )
         if self.channels not in (1, 3):
             raise UserError(f"channels must be 1 (grayscale) or 3 (RGB), not {self.channels}")
-        for name in ("latent_dim", "g_width", "d_width"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name} must be positive, not {getattr(self, name)}")
+        check_number(self.latent_dim, "latent_dim", 1, MAX_LATENT_DIM, integer=True)
+        for name in ("g_width", "d_width"):
+            check_number(getattr(self, name), name, 1, MAX_WIDTH, integer=True)
+        parameters = self.parameter_count()
+        if parameters > MAX_PARAMETERS:
+            size = self.image_size
+            raise UserError(
+                f"a {size}×{size} model with widths {self.g_width}/{self.d_width} would have {parameters / 1e9:.1f} "
+                f"billion parameters (about {parameters * 16 / 1e9:.0f} GB to train); at most "
+                f"{MAX_PARAMETERS / 1e9:.0f} billion: lower the widths"
+            )
+
+    def parameter_count(self) -> int:
+        """Parameters of G and D, counted from their layer widths (as built below) without
+        allocating anything."""
+        n = self.num_upsamplings
+        g = [self.g_width * 2 ** (n - 1 - i) for i in range(n)]  # widest first
+        d = [self.d_width * 2**i for i in range(n)]
+        g_convs = self.latent_dim * g[0] + sum(a * b for a, b in zip(g, g[1:])) + g[-1] * self.channels
+        d_convs = self.channels * d[0] + sum(a * b for a, b in zip(d, d[1:])) + d[-1]
+        return 16 * (g_convs + d_convs) + 2 * (sum(g) + sum(d[1:]))  # 4×4 kernels; BatchNorm's scale and shift
 
     @property
     def num_upsamplings(self) -> int:
@@ -53,7 +77,9 @@ class ModelConfig:
         unknown = set(data) - known
         if unknown:
             raise UserError(f"unknown model settings {sorted(unknown)}")
-        return cls(**{k: int(v) for k, v in data.items()})
+        if not isinstance(data, dict):
+            raise UserError(f"model settings must be a mapping, not {type(data).__name__}")
+        return cls(**{k: check_number(v, k, integer=True) for k, v in data.items()})
 
 
 def init_dcgan_weights(module: nn.Module) -> None:

@@ -121,12 +121,15 @@ def hole_neighbourhood(known: torch.Tensor, smallest: int = 7) -> int:
     return max(smallest, 2 * math.ceil(reach) + 1)
 
 
+MAX_NEIGHBOURHOOD = 255  # wider than any model's image: a larger window only costs time
+
+
 def parse_neighbourhood(text: str) -> int | str:
     """A window setting as typed by a user: "auto" or an odd number of pixels."""
     if text == "auto":
         return text
-    if not text.isdigit() or int(text) < 1 or int(text) % 2 == 0:
-        raise ValueError(f"must be auto or an odd number of pixels, not {text!r}")
+    if not text.isdigit() or int(text) < 1 or int(text) % 2 == 0 or int(text) > MAX_NEIGHBOURHOOD:
+        raise ValueError(f"must be auto or an odd number of pixels up to {MAX_NEIGHBOURHOOD}, not {text!r}")
     return int(text)
 
 

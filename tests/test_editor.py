@@ -95,4 +95,4 @@ def test_edit_commands_write_images_gifs_and_latents(tmp_path, tiny_checkpoint_p
     assert main(["edit", "project", str(tmp_path / "face.png"), "--out", str(tmp_path / "proj"), *ckpt]) == 0
     assert np.load(tmp_path / "proj" / "latent.npy").shape == (1, 12)
     assert main(["edit", "arithmetic", "seed:x", "seed:1", "seed:2", "--out", str(tmp_path / "bad"), *ckpt]) == 2
-    assert "seeds must be integers" in capsys.readouterr().err
+    assert "each seed: must be a whole number" in capsys.readouterr().err

@@ -116,6 +116,7 @@ def make_tree(root: Path) -> None:
         mask[: size[1] // 2, : size[0] // 2] = 255
         Image.fromarray(mask).save(path.parent / f"{path.stem}_mask.png")
     (root / "a" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    Image.new("L", (10, 10), 255).save(root / "a" / "corrupt_mask.png")
     photo(50, 50, seed=9).save(root / "a" / "wrong.png")
     Image.new("L", (20, 40), 255).save(root / "a" / "wrong_mask.png")  # another aspect ratio
     photo(20, 20, seed=8).save(root / "nomask.png")
@@ -135,9 +136,9 @@ def test_batch_mirrors_the_tree_reports_bad_files_and_never_touches_inputs(tmp_p
         assert Image.open(tmp_path / "out" / name).size == size
     report = {Path(r["input"]).name: r for r in map(json.loads, (tmp_path / "out" / "report.jsonl").read_text().splitlines())}
     assert {n: r["status"] for n, r in report.items()} == {
-        "one.png": "ok", "two.jpg": "ok", "three.png": "ok", "corrupt.png": "failed", "wrong.png": "failed", "nomask.png": "failed"}
+        "one.png": "ok", "two.jpg": "ok", "three.png": "ok", "corrupt.png": "failed", "wrong.png": "failed", "nomask.png": "skipped"}
     assert "another aspect ratio" in report["wrong.png"]["error"] and "corrupt.png" in report["corrupt.png"]["error"]
-    assert "no mask" in report["nomask.png"]["error"]
+    assert "no mask" in report["nomask.png"]["note"]
     assert all(r["seconds"] > 0 and r["context_loss"] >= 0 for r in report.values() if r["status"] == "ok")
     assert not (tmp_path / "out" / "a" / "corrupt.png").exists()
     assert "3 ok" in capsys.readouterr().out
@@ -154,8 +155,8 @@ def test_interrupted_batch_resumes_without_redoing_finished_images(tmp_path, che
     stamp = (done.stat().st_mtime_ns, done.read_bytes())
     rerun = list(run_batch(checkpoint, jobs, tmp_path / "out", masks, FAST, batch_size=1))
     statuses = {Path(r["input"]).name: r["status"] for r in rerun}
-    assert statuses[Path(first["input"]).name] == "skipped"
-    assert sorted(statuses.values()) == ["ok", "ok", "skipped"]
+    assert statuses[Path(first["input"]).name] == "done"
+    assert sorted(statuses.values()) == ["done", "ok", "ok"]
     assert (done.stat().st_mtime_ns, done.read_bytes()) == stamp
     assert not list((tmp_path / "out").rglob(".*.tmp*"))  # no half-written files left behind
 

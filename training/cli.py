@@ -6,15 +6,24 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
 from inpaint.device import PRECISIONS
+from inpaint.fileio import check_output
 from inpaint.latent import PRIOR_KINDS
 from inpaint.models import SUPPORTED_IMAGE_SIZES
+from training.limits import TRAIN_LIMITS
 from training.options import DEFAULT_EPOCHS, TrainOptions
 
 _DEFAULTS = TrainOptions()
+
+
+def _limit(name: str) -> Callable[[str], float | int]:
+    """The flag's argparse type: NaN, infinities and out-of-range values are refused where typed,
+    with the range (the same table TrainOptions.validate applies to a resumed run's file)."""
+    return TRAIN_LIMITS[name].arg()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,42 +36,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--image-size", type=int, choices=SUPPORTED_IMAGE_SIZES, help=f"default {_DEFAULTS.image_size}")
     model.add_argument("--channels", type=int, choices=(1, 3), help="1 = grayscale, 3 = RGB (default)")
-    model.add_argument("--latent-dim", type=int, help=f"size of z (default {_DEFAULTS.latent_dim})")
-    model.add_argument("--g-width", type=int, help=f"generator width (default {_DEFAULTS.g_width})")
-    model.add_argument("--d-width", type=int, help=f"discriminator width (default {_DEFAULTS.d_width})")
+    model.add_argument("--latent-dim", type=_limit("latent_dim"), help=f"size of z (default {_DEFAULTS.latent_dim})")
+    model.add_argument("--g-width", type=_limit("g_width"), help=f"generator width (default {_DEFAULTS.g_width})")
+    model.add_argument("--d-width", type=_limit("d_width"), help=f"discriminator width (default {_DEFAULTS.d_width})")
     model.add_argument("--prior", choices=PRIOR_KINDS, help="latent prior (default uniform on [-1, 1])")
 
     optim = parser.add_argument_group("optimisation and stopping")
-    optim.add_argument("--batch-size", type=int, help=f"images per step per process (default {_DEFAULTS.batch_size})")
-    optim.add_argument("--lr", type=float, help=f"Adam learning rate for G and D (default {_DEFAULTS.lr})")
-    optim.add_argument("--lr-d", type=float, help="discriminator learning rate, if different (two time-scale update)")
-    optim.add_argument("--beta1", type=float, help=f"Adam β1 (default {_DEFAULTS.beta1})")
-    optim.add_argument("--epochs", type=float, help=f"stop after this many epochs (default {DEFAULT_EPOCHS} if no limit is given)")
-    optim.add_argument("--steps", type=int, help="stop after this many steps (total, counting resumed ones)")
-    optim.add_argument("--minutes", type=float, help="stop after this many minutes of this session")
-    optim.add_argument("--seed", type=int, help="seed for initialisation, data order and noise (default 0)")
+    optim.add_argument("--batch-size", type=_limit("batch_size"), help=f"images per step per process (default {_DEFAULTS.batch_size})")
+    optim.add_argument("--lr", type=_limit("lr"), help=f"Adam learning rate for G and D (default {_DEFAULTS.lr})")
+    optim.add_argument("--lr-d", type=_limit("lr_d"), help="discriminator learning rate, if different (two time-scale update)")
+    optim.add_argument("--beta1", type=_limit("beta1"), help=f"Adam β1 (default {_DEFAULTS.beta1})")
+    optim.add_argument("--epochs", type=_limit("epochs"), help=f"stop after this many epochs (default {DEFAULT_EPOCHS} if no limit is given)")
+    optim.add_argument("--steps", type=_limit("steps"), help="stop after this many steps (total, counting resumed ones)")
+    optim.add_argument("--minutes", type=_limit("minutes"), help="stop after this many minutes of this session")
+    optim.add_argument("--seed", type=_limit("seed"), help="seed for initialisation, data order and noise (default 0)")
 
     stab = parser.add_argument_group("stabilisers")
-    stab.add_argument("--ema-decay", type=float, help="keep an exponential moving average of G's weights, e.g. 0.999 (default off); checkpoints hold the average")
-    stab.add_argument("--label-smoothing", type=float, help="one-sided label smoothing: D's target for real images is 1 - this (e.g. 0.1)")
+    stab.add_argument("--ema-decay", type=_limit("ema_decay"), help="keep an exponential moving average of G's weights, e.g. 0.999 (default off); checkpoints hold the average")
+    stab.add_argument("--label-smoothing", type=_limit("label_smoothing"), help="one-sided label smoothing: D's target for real images is 1 - this (e.g. 0.1)")
     stab.add_argument("--diffaug", help="differentiable augmentation policies for D's inputs, e.g. color,translation,cutout")
 
     evals = parser.add_argument_group("evaluation (dlib's face descriptors: installed with the package)")
-    evals.add_argument("--val-count", type=int, help="hold out the N image files with the highest names as a validation split")
-    evals.add_argument("--eval-every", type=float, help="epochs between Fréchet face-descriptor scores on the validation split; the best is kept as checkpoints/best.safetensors")
-    evals.add_argument("--eval-samples", type=int, help=f"generated images per score (default {_DEFAULTS.eval_samples})")
+    evals.add_argument("--val-count", type=_limit("val_count"), help="hold out the N image files with the highest names as a validation split")
+    evals.add_argument("--eval-every", type=_limit("eval_every"), help="epochs between Fréchet face-descriptor scores on the validation split; the best is kept as checkpoints/best.safetensors")
+    evals.add_argument("--eval-samples", type=_limit("eval_samples"), help=f"generated images per score (default {_DEFAULTS.eval_samples})")
 
     speed = parser.add_argument_group("hardware")
     speed.add_argument("--device", help="auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     speed.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), bf16, fp16 (GPU only)")
     speed.add_argument("--channels-last", action="store_true", default=None, help="channels_last memory format (faster with bf16)")
-    speed.add_argument("--workers", type=int, help="processes decoding images at start (default: up to 4)")
+    speed.add_argument("--workers", type=_limit("workers"), help="processes decoding images at start (default: up to 4)")
 
     output = parser.add_argument_group("logging")
-    output.add_argument("--log-every", type=int, help=f"steps between stats lines (default {_DEFAULTS.log_every})")
-    output.add_argument("--sample-every", type=int, help=f"steps between sample grids (default {_DEFAULTS.sample_every})")
-    output.add_argument("--checkpoint-every", type=int, help=f"steps between snapshots (default {_DEFAULTS.checkpoint_every})")
-    output.add_argument("--keep-snapshots", type=int, help=f"snapshots kept (default {_DEFAULTS.keep_snapshots})")
+    output.add_argument("--log-every", type=_limit("log_every"), help=f"steps between stats lines (default {_DEFAULTS.log_every})")
+    output.add_argument("--sample-every", type=_limit("sample_every"), help=f"steps between sample grids (default {_DEFAULTS.sample_every})")
+    output.add_argument("--checkpoint-every", type=_limit("checkpoint_every"), help=f"steps between snapshots (default {_DEFAULTS.checkpoint_every})")
+    output.add_argument("--keep-snapshots", type=_limit("keep_snapshots"), help=f"snapshots kept (default {_DEFAULTS.keep_snapshots})")
 
 
 def _given(args: argparse.Namespace) -> dict:
@@ -95,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             if not args.data or not args.out:
                 raise UserError("inpaint train needs --data DIR and --out RUN_DIR (or --resume RUN_DIR, or --dry-run)")
+            check_output(args.out, (args.data,), folder=True)
             options = TrainOptions(**{**given, "out": args.out})
             result = train(options)
     except NonFiniteLoss as error:

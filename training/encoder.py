@@ -29,7 +29,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from inpaint.checkpoint import WEIGHTS_FILE, Checkpoint, load_checkpoint, resave_checkpoint
+from inpaint.checkpoint import (
+    WEIGHTS_FILE,
+    Checkpoint,
+    load_checkpoint,
+    resave_checkpoint,
+)
 from inpaint.device import autocast, search_precision, select_device
 from inpaint.encoder import EncoderConfig, EncoderNet
 from inpaint.errors import UserError
@@ -39,7 +44,8 @@ from inpaint.locate import FaceTemplate
 from inpaint.masks import half_mask, make_mask, stroke_mask
 from inpaint.metrics import psnr
 from training.data import decode_images
-from training.run_dir import NetworkState, StatsLog, split_files
+from training.limits import ENCODER_LIMITS, check_all, flag
+from training.run_dir import NetworkState, StatsLog, remove_leftovers, split_files
 
 STATE_FILE = "encoder-state.pt"
 OPTIONS_FILE = "encoder_options.json"
@@ -68,15 +74,7 @@ class EncoderOptions:
     checkpoint_every: int = 500
 
     def validate(self) -> EncoderOptions:
-        for name in ("steps", "width", "log_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.batch_size < 2:
-            raise UserError("--batch-size must be at least 2 (half generated, half real)")
-        for name in ("lr", "latent_weight", "pixel_weight", "hole_weight", "feature_weight"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value >= 0) or (name == "lr" and value == 0):
-                raise UserError(f"--{name.replace('_', '-')} must be a {'positive' if name == 'lr' else 'non-negative'} number")
+        check_all(self, ENCODER_LIMITS, flag)
         return self
 
 
@@ -210,6 +208,7 @@ def train_encoder(options: EncoderOptions, resume: bool = False) -> Path:
     options.validate()
     run = Path(options.out)
     run.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(run)  # the temporary files of writes a kill interrupted
     device = select_device(options.device)
     checkpoint = load_checkpoint(options.checkpoint, device=device)
     config, size = checkpoint.config, checkpoint.config.image_size

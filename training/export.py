@@ -23,7 +23,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from inpaint.checkpoint import BEST_FILE, model_to_unit, SNAPSHOT_DIR, WEIGHTS_FILE, load_checkpoint, resolve_checkpoint_path, save_checkpoint
+from inpaint.checkpoint import (
+    BEST_FILE,
+    SNAPSHOT_DIR,
+    WEIGHTS_FILE,
+    load_checkpoint,
+    model_to_unit,
+    resolve_checkpoint_path,
+    save_checkpoint,
+)
 from inpaint.errors import UserError
 from inpaint.fileio import write_text_atomic
 from inpaint.grids import save_grid
@@ -32,7 +40,7 @@ from inpaint.sampling import generate, latents_for_seed
 from training.data import load_image_folder
 from training.options import TrainOptions, load_options
 from training.plots import plot_losses
-from training.run_dir import StatsLog
+from training.run_dir import STATS_FILE, read_stats
 
 STORAGE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -91,8 +99,11 @@ def export_run(
     training = dict(source.training)
     training["training_command"] = options_as_command(options, steps=training.get("steps"))
     training["source_snapshot"] = weights.name
-    records = StatsLog(run_dir).read()
-    training["frechet_history"] = [{"step": r["step"], "frechet": r["frechet"], **({"frechet_raw": r["frechet_raw"]} if "frechet_raw" in r else {})} for r in records if r.get("event") == "eval"]
+    records = read_stats(run_dir / STATS_FILE)  # torn or foreign lines skipped with a warning
+    training["frechet_history"] = [
+        {key: r[key] for key in ("step", "frechet", "frechet_raw") if key in r}
+        for r in records if r.get("event") == "eval" and "frechet" in r
+    ]
     data_dir = data or options.data
     if not Path(data_dir).is_dir():
         raise UserError(f"{data_dir}: training data not found; pass --data to draw the nearest-neighbour grid")

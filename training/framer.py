@@ -30,7 +30,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from inpaint.checkpoint import Checkpoint, WEIGHTS_FILE, load_checkpoint, resave_checkpoint
+from inpaint.checkpoint import (
+    WEIGHTS_FILE,
+    Checkpoint,
+    load_checkpoint,
+    resave_checkpoint,
+)
 from inpaint.device import autocast, search_precision
 from inpaint.errors import UserError
 from inpaint.fileio import write_text_atomic
@@ -39,7 +44,8 @@ from inpaint.framing import compose, resize_map
 from inpaint.locate import FaceTemplate, measure_template
 from inpaint.masks import stroke_mask
 from training.data import decode_images
-from training.run_dir import NetworkState, StatsLog, split_files
+from training.limits import FRAMER_LIMITS, check_all, flag
+from training.run_dir import NetworkState, StatsLog, remove_leftovers, split_files
 
 CONTEXT = 1.25  # each training face keeps surroundings up to this many model squares wide
 STATE_FILE = "framer-state.pt"
@@ -64,11 +70,7 @@ class FramerOptions:
     checkpoint_every: int = 1000
 
     def validate(self) -> FramerOptions:
-        for name in ("steps", "batch_size", "width", "template_images", "log_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-        if not self.lr > 0:
-            raise UserError("--lr must be positive")
+        check_all(self, FRAMER_LIMITS, flag)
         return self
 
 
@@ -266,6 +268,7 @@ def train_framer(options: FramerOptions, resume: bool = False) -> Path:
     options.validate()
     run = Path(options.out)
     run.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(run)  # the temporary files of writes a kill interrupted
     checkpoint = load_checkpoint(options.checkpoint)
     size = checkpoint.config.image_size
     data = Path(options.data)

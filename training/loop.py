@@ -21,7 +21,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from inpaint.checkpoint import BEST_FILE, SNAPSHOT_DIR, load_checkpoint, model_to_unit, save_checkpoint, uint8_to_model
+from inpaint.checkpoint import (
+    BEST_FILE,
+    SNAPSHOT_DIR,
+    load_checkpoint,
+    model_to_unit,
+    save_checkpoint,
+    uint8_to_model,
+)
 from inpaint.device import autocast, check_precision, select_device
 from inpaint.errors import UserError
 from inpaint.grids import save_grid
@@ -30,12 +37,28 @@ from inpaint.models import Discriminator, Generator
 from training import run_dir as rd
 from training.augment import diff_augment
 from training.data import ImageSet, load_image_folder
+from training.distributed import (
+    World,
+    all_gather_floats,
+    all_reduce_,
+    init_world,
+    local_rank_from_env,
+    shutdown,
+)
 from training.evaluation import FaceFrechetEvaluator
-from training.distributed import World, all_gather_floats, all_reduce_, init_world, local_rank_from_env, shutdown
+from training.options import (
+    DEFAULT_EPOCHS,
+    FIXED_ON_RESUME,
+    TrainOptions,
+    load_options,
+    save_options,
+)
 from training.plots import plot_losses
-from training.options import DEFAULT_EPOCHS, FIXED_ON_RESUME, TrainOptions, load_options, save_options
 
 SAMPLE_COUNT = 64
+# A stats line and a fresh samples/latest.png at least this often, whatever the step intervals: a slow
+# or short run (--minutes 5 at the default --sample-every 500) shows its progress as it goes.
+REPORT_SECONDS = 60.0
 
 
 class NonFiniteLoss(Exception):
@@ -81,10 +104,28 @@ class _StopRequest:
             signal.signal(signum, previous)
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def _mix64(value: int) -> int:
+    """splitmix64's finaliser: a bijection on 64-bit integers that makes nearby inputs unrelated."""
+    value = (value + 0x9E37_79B9_7F4A_7C15) & _MASK64
+    value = ((value ^ (value >> 30)) * 0xBF58_476D_1CE4_E5B9) & _MASK64
+    value = ((value ^ (value >> 27)) * 0x94D0_49BB_1331_11EB) & _MASK64
+    return value ^ (value >> 31)
+
+
+def step_seed(seed: int, rank: int, step: int, stream: int) -> int:
+    """The seed of one random stream of one step, by integer arithmetic alone: the same under every
+    Python (hash() of a tuple is not promised to stay), so a run resumes exactly anywhere."""
+    value = 0
+    for part in (seed, rank, step, stream):
+        value = _mix64(value ^ (part & _MASK64))
+    return value & 0x7FFF_FFFF_FFFF_FFFF
+
+
 def _step_generator(seed: int, rank: int, step: int, stream: int) -> torch.Generator:
-    generator = torch.Generator()
-    generator.manual_seed(hash((seed, rank, step, stream)) & 0x7FFF_FFFF_FFFF_FFFF)
-    return generator
+    return torch.Generator().manual_seed(step_seed(seed, rank, step, stream))
 
 
 def _parameter_checksum(modules: list[torch.nn.Module]) -> float:
@@ -139,6 +180,8 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
         raise UserError(f"{run_dir}: has no complete snapshot to resume from")
     if not resume and snapshot is not None:
         raise UserError(f"{run_dir}: already holds a training run; resume it with --resume {run_dir} or pick another --out")
+    if world.is_main and run_dir.exists():
+        rd.remove_leftovers(run_dir, warn=say)
 
     data: ImageSet = load_image_folder(
         options.data, options.image_size, options.channels, options.workers, show_progress, warn=say, holdout=options.val_count
@@ -177,15 +220,18 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
         step, weights_path, state_file = snapshot
         loaded = load_checkpoint(weights_path)
         state = rd.load_state(state_file)
-        shown_g.load_state_dict(loaded.generator.state_dict())
-        if g_ema is not None:
-            generator.load_state_dict(state["generator_raw"])
-        discriminator.load_state_dict(loaded.discriminator.state_dict())
-        best = state.get("best", best)
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        fixed_z = state["fixed_z"]
-        elapsed_before = float(state["elapsed_seconds"])
+        try:
+            shown_g.load_state_dict(loaded.generator.state_dict())
+            if g_ema is not None:
+                generator.load_state_dict(state["generator_raw"])
+            discriminator.load_state_dict(loaded.discriminator.state_dict())
+            best = state.get("best", best)
+            opt_g.load_state_dict(state["opt_g"])
+            opt_d.load_state_dict(state["opt_d"])
+            fixed_z = state["fixed_z"]
+            elapsed_before = float(state["elapsed_seconds"])
+        except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as error:  # a foreign or mismatched file
+            raise UserError(f"{state_file}: does not match this run's options ({rd.one_line(error)})") from None
         say(f"resuming {run_dir} from step {step}")
     generator.train().requires_grad_(True)
     discriminator.train().requires_grad_(True)
@@ -200,7 +246,7 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
         "total_steps": total_steps,
         "host": socket.gethostname(),
     }
-    stats = rd.StatsLog(run_dir)
+    stats = rd.StatsLog(run_dir, warn=say)
     if world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_options(run_dir, options, resolved)
@@ -247,13 +293,15 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
             "losses": losses,
         }
 
-    def write_samples(current_step: int) -> None:
+    def write_samples(current_step: int, keep: bool = True) -> None:
+        """The fixed latents' grid as samples/latest.png (and, with `keep`, as the step's own file)."""
         was_training = shown_g.training
         shown_g.eval()
         with torch.no_grad(), autocast(device, precision):
             pictures = model_to_unit(shown_g(fixed_z.to(device)))
         shown_g.train(was_training)
-        save_grid(pictures, run_dir / rd.SAMPLES_DIR / f"step-{current_step:09d}.png", columns=8)
+        if keep:
+            save_grid(pictures, run_dir / rd.SAMPLES_DIR / f"step-{current_step:09d}.png", columns=8)
         save_grid(pictures, run_dir / rd.SAMPLES_DIR / "latest.png", columns=8)
         plot_losses(stats.read(), run_dir / rd.LOSS_PLOT)
 
@@ -280,7 +328,8 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
     images_per_second = 0.0
     stopped_by = "steps" if options.steps and total_steps == options.steps else "epochs"
     progress = tqdm(total=total_steps, initial=step, unit="step", disable=not show_progress, dynamic_ncols=True)
-    last_saved = last_sampled = step
+    first_step = last_saved = last_sampled = step
+    last_logged = last_shown = started  # times of the last stats line and samples/latest.png
     order_epoch, order = -1, torch.empty(0, dtype=torch.long)
     sync_every = 1 if not world.distributed else options.log_every
 
@@ -336,12 +385,16 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
             progress.update(1)
 
             # Losses are read back (and checked for NaN) at every log step and before any snapshot.
-            at_log = step % options.log_every == 0 or step % options.checkpoint_every == 0 or step == total_steps
+            # The session's first step is logged (and drawn) at once: the user sees losses and a grid
+            # within seconds, not after --log-every / --sample-every steps.
+            at_log = (step % options.log_every == 0 or step % options.checkpoint_every == 0 or step == total_steps
+                      or step == first_step + 1)
             if at_log or step % sync_every == 0:
                 now = time.perf_counter()
                 flags = torch.tensor([
                     float(stop.requested),
                     float(options.minutes is not None and (now - started) / 60 >= options.minutes),
+                    float(now - last_logged >= REPORT_SECONDS),  # reduced too: every rank logs together
                 ], device=device)
                 all_reduce_(flags, world, "max")
                 if at_log or flags.any():
@@ -373,7 +426,11 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
                         G=f"{last_losses['loss_g']:.3f}", img_s=f"{images_per_second:.0f}",
                     )
                     sums.zero_()
-                    interval_start, interval_steps = now, 0
+                    interval_start, interval_steps, last_logged = now, 0, now
+                    if options.minutes is not None:  # the time limit as a step total, for the bar's ETA
+                        remaining = options.minutes * 60 - (now - started)
+                        estimate = step + max(0, round((step - first_step) / max(now - started, 1e-9) * remaining))
+                        progress.total = min(estimate, total_steps) if total_steps is not None else estimate
                 if flags[0] > 0:
                     stopped_by = "interrupt"
                     break
@@ -386,7 +443,10 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
                 interval_start += time.perf_counter() - eval_started  # keep images/s about training
             if world.is_main and step % options.sample_every == 0:
                 write_samples(step)
-                last_sampled = step
+                last_sampled, last_shown = step, time.perf_counter()
+            elif world.is_main and (step == first_step + 1 or time.perf_counter() - last_shown >= REPORT_SECONDS):
+                write_samples(step, keep=False)  # latest.png only: a long run would fill samples/ otherwise
+                last_shown = time.perf_counter()
             if world.is_main and step % options.checkpoint_every == 0:
                 write_snapshot(step, elapsed_before + time.perf_counter() - started, last_losses)
                 last_saved = step

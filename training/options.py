@@ -11,12 +11,17 @@ from inpaint.errors import UserError
 from inpaint.fileio import write_text_atomic
 from inpaint.latent import LatentPrior
 from inpaint.models import ModelConfig
+from training.limits import TRAIN_LIMITS, check_all, flag
 
 OPTIONS_FILE = "training_options.json"
 DEFAULT_EPOCHS = 25
 
 # Options that fix what the networks and the data stream are: a resumed run must keep them.
 FIXED_ON_RESUME = ("data", "val_count", "image_size", "channels", "latent_dim", "g_width", "d_width", "prior", "batch_size", "seed")
+TEXT_FIELDS = ("data", "out", "prior", "diffaug", "device", "precision")
+OPTIONAL_FIELDS = ("lr_d", "eval_every", "epochs", "steps", "minutes", "workers")  # None: not given
+# G and D together: weights, gradients and Adam's two moments take 16 bytes a parameter, so 2 billion
+# (32 GB) is beyond any single accelerator's share for a DCGAN; the default 64×64 pair has 6 million.
 
 
 @dataclass
@@ -53,29 +58,33 @@ class TrainOptions:
     keep_snapshots: int = 2
     workers: int | None = None
 
-    def validate(self) -> "TrainOptions":
-        self.model_config()
-        LatentPrior(self.prior)
-        for name in ("batch_size", "log_every", "sample_every", "checkpoint_every", "keep_snapshots"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-        for name in ("epochs", "steps", "minutes"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise UserError(f"--{name} must be positive")
-        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
-            raise UserError("--lr and --lr-d must be positive")
-        if not 0 <= self.ema_decay < 1:
-            raise UserError("--ema-decay must be in [0, 1)")
-        if not 0 <= self.label_smoothing < 0.5:
-            raise UserError("--label-smoothing must be in [0, 0.5)")
+    def validate(self, source: Path | None = None) -> "TrainOptions":
+        """Refuse options that cannot train; `source` names the file they were read from (a resumed
+        run's training_options.json), so errors name it and the field instead of the flag."""
+
+        def label(name: str) -> str:
+            return f"{source}: {name}" if source is not None else flag(name)
+
+        for name in TEXT_FIELDS:
+            if not isinstance(getattr(self, name), str):
+                raise UserError(f"{label(name)}: must be text, got {getattr(self, name)!r}")
+        if not isinstance(self.channels_last, bool):
+            raise UserError(f"{label('channels_last')}: must be true or false, got {self.channels_last!r}")
+        check_all(self, TRAIN_LIMITS, label, optional=OPTIONAL_FIELDS)
+        try:
+            self.model_config()
+            LatentPrior(self.prior)
+        except UserError as error:
+            raise UserError(f"{source}: {error}" if source is not None else str(error)) from None
         from training.augment import POLICIES
 
         unknown = set(self.diffaug_policy()) - set(POLICIES)
         if unknown:
-            raise UserError(f"unknown --diffaug policy {', '.join(sorted(unknown))}; choose from {', '.join(POLICIES)}")
+            raise UserError(
+                f"{label('diffaug')}: unknown policy {', '.join(sorted(unknown))}; choose from {', '.join(POLICIES)}"
+            )
         if self.eval_every is not None and self.val_count < 2:
-            raise UserError("--eval-every needs a validation split: --val-count N (at least 2)")
+            raise UserError(f"{label('eval_every')}: needs a validation split: --val-count N (at least 2)")
         return self
 
     def diffaug_policy(self) -> tuple[str, ...]:
@@ -103,11 +112,18 @@ def save_options(run_dir: Path, options: TrainOptions, resolved: dict[str, Any])
 
 
 def load_options(run_dir: Path) -> TrainOptions:
+    """A run's saved options, checked as the flags are: a hand-edited or foreign file is refused in one
+    line naming the file and the field."""
     path = Path(run_dir) / OPTIONS_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{run_dir}: not a training run (no {OPTIONS_FILE})") from None
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: unreadable ({error})") from None
-    return TrainOptions.from_dict(data)
+    except OSError as error:
+        raise UserError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise UserError(f"{path}: not a training-options file (a JSON object is expected, it holds a {kind})")
+    return TrainOptions.from_dict(data).validate(source=path)

@@ -10,8 +10,8 @@ from inpaint.fileio import atomic_path
 
 def plot_losses(records: list[dict[str, Any]], path: Path) -> Path | None:
     """Plot the stats lines of a run against step; None when there is nothing to plot yet."""
-    rows = [r for r in records if "loss_d" in r]
-    scores = [r for r in records if r.get("event") == "eval"]
+    rows = [r for r in records if all(key in r for key in ("loss_d", "loss_g", "d_real", "d_fake"))]
+    scores = [r for r in records if r.get("event") == "eval" and "frechet" in r]
     if len(rows) < 2:
         return None
     import matplotlib

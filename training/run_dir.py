@@ -2,27 +2,44 @@
 
 RUN_DIR/
   training_options.json          resolved options (see training.options)
-  stats.jsonl                    one JSON object per logging interval
-  samples/step-XXXXXXXXX.png     grids from the run's fixed latents; samples/latest.png
+  stats.jsonl                    one JSON object per logging interval (and a session's first step)
+  samples/step-XXXXXXXXX.png     grids from the run's fixed latents every --sample-every steps
+  samples/latest.png             the newest grid, also at a session's first step and every minute
   losses.png                     D and G losses and outputs over training (at each sample grid)
   checkpoints/step-XXXXXXXXX.safetensors   weights + metadata (the project's checkpoint format)
   checkpoints/state-XXXXXXXXX.pt           optimiser state, counters, fixed latents (tensors only)
 
 A snapshot is complete when both files of a step exist; the state file is written first, so the
 weights file marks completion. Both writes are atomic, so a crash leaves the previous snapshot.
+What a kill can leave (hidden temporary files, a state file without its weights, a torn last line
+of stats.jsonl) is cleared when the run starts or resumes, and never blocks it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from inpaint.checkpoint import SNAPSHOT_DIR, list_snapshots, save_checkpoint, snapshot_name
+from inpaint.checkpoint import (
+    SNAPSHOT_DIR,
+    list_snapshots,
+    save_checkpoint,
+    snapshot_name,
+)
 from inpaint.errors import UserError
-from inpaint.fileio import atomic_path
+from inpaint.fileio import atomic_path, remove_stale_temporaries
+from inpaint.jsonlog import (
+    Warn,
+    append_record,
+    describe_bad_lines,
+    parse_records,
+    read_records,
+    warn_on_stderr,
+)
 from inpaint.latent import LatentPrior
 from inpaint.models import Discriminator, Generator
 
@@ -75,33 +92,63 @@ def load_state(path: Path) -> dict[str, Any]:
 
 
 class StatsLog:
-    """Append-only JSON lines; a resumed run first drops lines written after its snapshot."""
+    """Append-only JSON lines; a resumed run first drops lines written after its snapshot.
 
-    def __init__(self, run_dir: Path) -> None:
+    The file is appended to, so a kill or a full disk can leave a torn last line: every reader
+    skips lines that are not stats records (with one warning), and the next append or truncation
+    drops them from the file."""
+
+    def __init__(self, run_dir: Path, warn: Warn = warn_on_stderr) -> None:
         self.path = Path(run_dir) / STATS_FILE
+        self.warn = warn
 
     def truncate_after(self, step: int) -> None:
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text(encoding="utf-8").splitlines() if _step_of(line) <= step]
-        with atomic_path(self.path) as tmp:
-            tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        records, bad = parse_records(self.path, _is_stats_record)
+        kept = [record for record in records if record["step"] <= step]
+        if bad:
+            self.warn(f"warning: {self.path}: dropped {describe_bad_lines(bad)}")
+        if bad or len(kept) < len(records):
+            with atomic_path(self.path) as tmp:
+                tmp.write_text("".join(json.dumps(record) + "\n" for record in kept), encoding="utf-8")
 
     def append(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_record(self.path, record, self.warn)
 
     def read(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return read_stats(self.path, self.warn)
 
 
-def _step_of(line: str) -> int:
-    try:
-        return int(json.loads(line).get("step", 0))
-    except (ValueError, AttributeError):
-        return 0
+def _is_stats_record(record: dict[str, Any]) -> bool:
+    return type(record.get("step")) is int
+
+
+def read_stats(path: Path, warn: Warn = warn_on_stderr) -> list[dict[str, Any]]:
+    """The records of a stats file ([] if there is none), skipping torn or foreign lines with one warning."""
+    return read_records(path, _is_stats_record, warn)
+
+
+_STATE = re.compile(r"^state-(\d+)\.pt$")
+
+
+def remove_leftovers(run_dir: Path, warn: Warn = warn_on_stderr) -> int:
+    """Delete what killed writes leave in a run folder: the hidden temporary files of atomic writes
+    (in it, its checkpoints/ and samples/) and state files of snapshots whose weights never landed or
+    were being deleted. Call it before a run starts writing; returns the number of files removed."""
+    run_dir = Path(run_dir)
+    removed = sum(len(remove_stale_temporaries(folder, recursive=False))
+                  for folder in (run_dir, run_dir / SNAPSHOT_DIR, run_dir / SAMPLES_DIR))
+    if (run_dir / SNAPSHOT_DIR).is_dir():
+        complete = {step for step, _ in list_snapshots(run_dir)}
+        for path in (run_dir / SNAPSHOT_DIR).iterdir():
+            match = _STATE.match(path.name)
+            if match and int(match.group(1)) not in complete:
+                path.unlink(missing_ok=True)
+                removed += 1
+    if removed:
+        warn(f"removed {removed} file(s) left in {run_dir} by interrupted writes")
+    return removed
 
 
 def split_files(data: str | Path, val_count: int) -> tuple[list[Path], list[Path]]:
@@ -123,6 +170,12 @@ def split_files(data: str | Path, val_count: int) -> tuple[list[Path], list[Path
     return files, held_out
 
 
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception as one short line (load_state_dict's messages span many)."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class NetworkState:
     """The resumable state of a network trained with a fixed step budget (the framer, the
     encoder): its weights, optimiser, schedule and step in one tensors-only file, written atomically."""
@@ -142,10 +195,15 @@ class NetworkState:
                 stats.path.unlink(missing_ok=True)
             return 0
         state = load_state(self.path)
-        if int(state.get("steps", self.steps)) != self.steps:
-            raise UserError(f"{self.path}: that run was for --steps {int(state['steps'])}; resume it with the same number")
-        for name, part in self.parts.items():
-            part.load_state_dict(state[name])
-        step = int(state["step"])
+        try:
+            if int(state.get("steps", self.steps)) != self.steps:
+                raise UserError(
+                    f"{self.path}: that run was for --steps {int(state['steps'])}; resume it with the same number"
+                )
+            for name, part in self.parts.items():
+                part.load_state_dict(state[name])
+            step = int(state["step"])
+        except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as error:  # not this network's state
+            raise UserError(f"{self.path}: does not match this run ({one_line(error)})") from None
         stats.truncate_after(step)
         return step
