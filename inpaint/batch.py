@@ -134,7 +134,7 @@ def run_batch(
     def flush() -> Iterator[dict]:
         started = time.perf_counter()
         try:
-            results = fill_images(checkpoint, [FillItem(*item) for _, item in pending], settings, blend, crop)
+            results = fill_images(checkpoint, [FillItem(*item) for _, item in pending], settings, blend, crop, keep_raw=False)
         except Exception as error:  # one bad batch must not end the run
             for job, _ in pending:
                 yield record({"input": str(job.source), "output": str(job.output), "status": "failed", "error": f"{type(error).__name__}: {error}"})

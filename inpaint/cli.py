@@ -161,7 +161,8 @@ def _fill(args: argparse.Namespace) -> int:
             bar.update(progress.iteration - bar.n)
             bar.set_postfix(context_loss=f"{progress.context_loss.min():.2f}")
 
-        [result] = fill_images(checkpoint, [FillItem(image, hole, face_box)], settings, blend=not args.no_blend, crop=args.crop, callback=report)
+        [result] = fill_images(checkpoint, [FillItem(image, hole, face_box)], settings, blend=not args.no_blend, crop=args.crop, callback=report,
+                                   keep_raw=False)
     for note in result.notes:
         print(f"note: {note}")
     save_image(result.image, out)

@@ -59,7 +59,7 @@ class FillItem:
 @dataclass
 class FillResult:
     image: Image.Image  # blended (or raw with blend=False), input size and mode
-    raw: Image.Image  # the fill pasted into the hole without blending
+    raw: Image.Image | None  # the fill pasted into the hole without blending (None with keep_raw=False)
     candidates: list[Image.Image]  # the top-k fills, best first, each pasted (and blended) like `image`
     context_loss: float
     perceptual_loss: float
@@ -246,8 +246,11 @@ def fill_images(
     blend: bool = True,
     crop: str = "auto",
     callback: Callable[[SearchProgress], bool | None] | None = None,
+    keep_raw: bool = True,
 ) -> list[FillResult]:
-    """Inpaint photos in one search batch: FillItems, or (image, hole) pairs."""
+    """Inpaint photos in one search batch: FillItems, or (image, hole) pairs. `keep_raw=False`
+    skips the unblended picture (one full-size copy less per photo, for callers that only save
+    the result)."""
     started = time.perf_counter()
     items = [item if isinstance(item, FillItem) else FillItem(*item) for item in items]
     outputs: list[FillResult | None] = [None] * len(items)
@@ -289,7 +292,7 @@ def fill_images(
         image = _to_output(item, region, best)
         outputs[index] = FillResult(
             image=image,
-            raw=_to_output(item, region, raw_best) if blend else image,
+            raw=(_to_output(item, region, raw_best) if blend else image) if keep_raw else None,
             candidates=[image] + [_to_output(item, region, shown) for _, shown in finished[1:]],
             context_loss=float(result.context_loss[i]),
             perceptual_loss=float(result.perceptual_loss[i]),
