@@ -124,7 +124,7 @@ def run_batch(
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
     report = out_dir / REPORT_FILE
-    compact_report(report)
+    recorded = compact_report(report)
     pending: list[tuple[Job, tuple[Image.Image, np.ndarray, FaceBox | None]]] = []
 
     def record(entry: dict) -> dict:
@@ -154,7 +154,9 @@ def run_batch(
 
     for job in jobs:
         if job.output.exists():  # done by an earlier run: its record stays as it was
-            yield {"input": str(job.source), "output": str(job.output), "status": "done", "note": "output exists"}
+            entry = {"input": str(job.source), "output": str(job.output), "status": "done", "note": "output exists"}
+            # A kill between writing an output and its report line leaves it unrecorded: record it now.
+            yield entry if str(job.source) in recorded else record(entry)
             continue
         if job.skip is None and job.mask is not None and not job.mask.is_file():
             job.skip = f"no mask (looked for {job.mask})"
@@ -174,12 +176,13 @@ def run_batch(
     compact_report(report)
 
 
-def compact_report(path: Path) -> None:
+def compact_report(path: Path) -> set[str]:
     """Keep one line per input in a batch report, its latest outcome (a rerun appends new ones);
-    torn or foreign lines are dropped."""
+    torn or foreign lines are dropped. Returns the inputs it holds."""
     if not path.exists():
-        return
+        return set()
     records, bad = parse_records(path, lambda record: isinstance(record.get("input"), str))
     latest = {record["input"]: record for record in records}  # dicts keep first-seen order, values the latest
     if bad or len(latest) < len(records):
         write_text_atomic(path, "".join(json.dumps(record) + "\n" for record in latest.values()))
+    return set(latest)

@@ -180,8 +180,11 @@ def _batch(args: argparse.Namespace) -> int:
 
     from inpaint.batch import REPORT_FILE, MaskSource, plan_jobs, run_batch
 
+    from inpaint.fileio import check_output
+
     if args.mask_dir and args.mask_kind:
         raise UserError("give at most one of --mask-dir and --mask-kind (default: NAME_mask.png beside each image)")
+    check_output(args.out_dir, (args.in_dir, args.mask_dir, args.checkpoint), folder=True, what="OUT_DIR")
     masks = MaskSource(kind=args.mask_kind, folder=Path(args.mask_dir) if args.mask_dir else None, fraction=args.fraction, side=args.side, seed=args.seed)
     in_dir, out_dir = Path(args.in_dir), Path(args.out_dir)
     jobs = plan_jobs(in_dir, out_dir, masks)
@@ -231,8 +234,7 @@ def _edit(args: argparse.Namespace) -> int:
             print(f"projected {spec}: context loss {projection.context_loss:.2f}")
         return z
 
-    out.mkdir(parents=True, exist_ok=True)
-    if args.edit_command == "interpolate":
+    if args.edit_command == "interpolate":  # the folder is made by the first write, once the inputs are read
         z0, z1 = latents_of(args.start).mean(0), latents_of(args.end).mean(0)
         path = editor.interpolate(checkpoint, z0, z1, args.frames, args.method)
         images = generate(checkpoint, path)

@@ -52,7 +52,8 @@ def load_latents(path: str | Path, latent_dim: int) -> torch.Tensor:
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
-        raise UserError(f"{path}: not a latent file ({error})") from None
+        why = "not a NumPy .npy array file" if "pickle" in str(error) or "magic" in str(error) else str(error)
+        raise UserError(f"{path}: not a latent file ({why})") from None
     if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
         raise UserError(f"{path}: latents must be numbers, not {getattr(array, 'dtype', type(array))}")
     if array.size == 0 or array.size % latent_dim:

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
 
 from inpaint.errors import UserError
-from inpaint.framing import Framing, compose, fit_similarity, hole_to_model, to_model
+from inpaint.framing import SUPERSAMPLE, Framing, compose, fit_similarity, hole_to_model, resize_map, to_model
 
 INPUT = 64  # the framer's view, pixels a side, whatever the model's size
 # Three points of the true square, in view pixels: where the eyes and the mouth roughly are, so
@@ -78,6 +79,34 @@ def view_input(pixels: np.ndarray, hole: np.ndarray, view: Framing) -> np.ndarra
     return np.concatenate([image / 127.5 - 1, mask[..., None]], axis=2).transpose(2, 0, 1).astype(np.float32)
 
 
+def reduced_photo(pixels: np.ndarray, hole: np.ndarray | None, windows: list[Framing],
+                  margin: float = 0.5) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The part of the photo the windows can reach while they are walked (each enlarged by
+    `margin` of its side), shrunk once so that the smallest still has SUPERSAMPLE photo pixels
+    per view pixel; the hole as the share of each small pixel it covers; and the 2×3 map from the
+    small array to the photo. Views of a big photo are then cut from this small copy: shrinking
+    every view from the full-size photo again at each step cost most of the face finding."""
+    height, width = pixels.shape[:2]
+    boxes = np.array([w.photo_bounds() for w in windows], np.float64)
+    reach = margin * np.array([w.side() for w in windows])[:, None]
+    left, top = np.maximum(np.floor((boxes[:, :2] - reach).min(0)), 0).astype(int)
+    right, bottom = np.minimum(np.ceil((boxes[:, 2:] + reach).max(0)), (width, height)).astype(int)
+    shrink = min(1.0, SUPERSAMPLE * INPUT / min(w.side() for w in windows))
+    if right <= left or bottom <= top:
+        return pixels, hole, np.eye(3)[:2]
+    crop = pixels[top:bottom, left:right]
+    crop_hole = hole[top:bottom, left:right].astype(np.float32) if hole is not None else None
+    new_size = (max(1, round(crop.shape[1] * shrink)), max(1, round(crop.shape[0] * shrink)))
+    if shrink < 0.8:
+        crop = cv2.resize(crop, new_size, interpolation=cv2.INTER_AREA).reshape(new_size[::-1] + crop.shape[2:])
+        crop_hole = cv2.resize(crop_hole, new_size, interpolation=cv2.INTER_AREA) if crop_hole is not None else None
+        fx, fy = new_size[0] / (right - left), new_size[1] / (bottom - top)
+    else:
+        fx = fy = 1.0
+    to_small = compose(resize_map(fx, fy), np.array([[1.0, 0, -left], [0, 1.0, -top]]))
+    return crop, crop_hole, cv2.invertAffineTransform(to_small)
+
+
 def correction(prediction: np.ndarray) -> np.ndarray:
     """The 2×3 map from view pixels to corrected view pixels, from one output row (7,)."""
     return fit_similarity(REFERENCE + prediction[:6].reshape(3, 2), REFERENCE)
@@ -97,9 +126,11 @@ class Framer:
             return []
         size = proposals[0].size
         windows = [p.resized(INPUT) for p in proposals]
+        small, small_hole, to_photo = reduced_photo(pixels, hole, windows)
         logits = np.zeros(len(windows))
         for _ in range(steps):
-            views = torch.from_numpy(np.stack([view_input(pixels, hole, w) for w in windows]))
+            seen = [Framing(compose(w.matrix, to_photo), INPUT, w.how) for w in windows]
+            views = torch.from_numpy(np.stack([view_input(small, small_hole, v) for v in seen]))
             out = self.net(views).float().numpy()
             windows = [Framing(compose(correction(row), w.matrix), INPUT, w.how, w.confirmed) for row, w in zip(out, windows)]
             logits = out[:, 6]

@@ -36,6 +36,11 @@ def check_number(value: Any, name: str, low: float | None = None, high: float | 
 def _parse(value: Any, name: str, integer: bool) -> float | int:
     if isinstance(value, bool):
         raise UserError(f"{name}: must be a number, got {value}")
+    if integer and isinstance(value, str):
+        try:  # exactly: a float holds whole numbers exactly only up to 2**53
+            return int(value.strip())
+        except ValueError:
+            pass
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):

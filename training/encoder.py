@@ -38,7 +38,7 @@ from inpaint.checkpoint import (
 from inpaint.device import autocast, search_precision, select_device
 from inpaint.encoder import EncoderConfig, EncoderNet
 from inpaint.errors import UserError
-from inpaint.fileio import write_text_atomic
+from inpaint.fileio import check_output, write_text_atomic
 from inpaint.grids import save_grid
 from inpaint.locate import FaceTemplate
 from inpaint.masks import half_mask, make_mask, stroke_mask
@@ -206,13 +206,13 @@ def validate(checkpoint: Checkpoint, net: EncoderNet, images: torch.Tensor, pict
 def train_encoder(options: EncoderOptions, resume: bool = False) -> Path:
     """Train an inpainting encoder for options.checkpoint; returns the written checkpoint file."""
     options.validate()
-    run = Path(options.out)
-    run.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(run)  # the temporary files of writes a kill interrupted
+    run = check_output(options.out, (options.data, options.checkpoint), folder=True)
     device = select_device(options.device)
     checkpoint = load_checkpoint(options.checkpoint, device=device)
     config, size = checkpoint.config, checkpoint.config.image_size
     files, held_out = split_files(options.data, options.val_count)
+    run.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be good
+    remove_leftovers(run)  # the temporary files of writes a kill interrupted
     images, _, _ = decode_images(files, size, config.channels)
     if len(images) < 2:
         raise UserError(f"{options.data}: fewer than 2 of its images could be read")

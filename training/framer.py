@@ -38,7 +38,7 @@ from inpaint.checkpoint import (
 )
 from inpaint.device import autocast, search_precision
 from inpaint.errors import UserError
-from inpaint.fileio import write_text_atomic
+from inpaint.fileio import check_output, write_text_atomic
 from inpaint.framer import INPUT, REFERENCE, FramerConfig, FramerNet
 from inpaint.framing import compose, resize_map
 from inpaint.locate import FaceTemplate, measure_template
@@ -266,13 +266,13 @@ def _validation(examples: Examples, net: FramerNet, seed: int, count: int = 512)
 def train_framer(options: FramerOptions, resume: bool = False) -> Path:
     """Train a framer for options.checkpoint; returns the written checkpoint file."""
     options.validate()
-    run = Path(options.out)
-    run.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(run)  # the temporary files of writes a kill interrupted
+    run = check_output(options.out, (options.data, options.checkpoint), folder=True)
     checkpoint = load_checkpoint(options.checkpoint)
     size = checkpoint.config.image_size
     data = Path(options.data)
     files, held_out = split_files(data, options.val_count)
+    run.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be good
+    remove_leftovers(run)  # the temporary files of writes a kill interrupted
     canvases, _, _ = decode_images(files, size, 3, context=CONTEXT)
     if len(canvases) < 2:
         raise UserError(f"{data}: fewer than 2 of its images could be read")
