@@ -33,7 +33,13 @@ from inpaint.grids import save_grid
 from inpaint.images import find_images
 from inpaint.masks import make_mask
 from inpaint.metrics import psnr, ssim
-from inpaint.search import INITS, SearchSettings, parse_neighbourhood, resolve_settings, search
+from inpaint.search import (
+    INITS,
+    SearchSettings,
+    parse_neighbourhood,
+    resolve_settings,
+    search,
+)
 from training.data import decode_images
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "faces"
@@ -180,12 +186,16 @@ def main() -> None:
     ))
     print(f"{len(kept)} faces from {args.data}; checkpoint {checkpoint.path}; start {settings.init}; λ {settings.lam}; "
           f"precision {settings.precision}; neighbourhood {settings.neighbourhood}; patience {settings.patience}; {torch.get_num_threads()} threads")
-    try:
-        from inpaint.face_metrics import face_descriptors
+    from inpaint.errors import UserError
+    from inpaint.face_metrics import face_descriptors
 
-        def descriptors_of(images: np.ndarray) -> np.ndarray:
-            return face_descriptors(torch.from_numpy(images).permute(0, 3, 1, 2))
-    except ImportError:
+    def descriptors_of(images: np.ndarray) -> np.ndarray:
+        return face_descriptors(torch.from_numpy(images).permute(0, 3, 1, 2))
+
+    try:  # loads dlib's network now, or says it is missing: then the table has no Fréchet column
+        descriptors_of(np.zeros((1, 8, 8, 3), np.uint8))
+    except UserError as error:
+        print(f"no Fréchet column: {error}")
         descriptors_of = None
     if args.sweep:
         sweep(checkpoint, faces, settings, args.batch, out, args.masks or list(MASKS), args.sweep_iterations, args.sweep_restarts, descriptors_of)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from inpaint.masks import hole_box
+
 
 def paste(image: np.ndarray, fill: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """The fill inside the hole, the image elsewhere. image/fill (H, W, C) float, hole (H, W) bool."""
@@ -43,9 +45,9 @@ def poisson_blend(image: np.ndarray, fill: np.ndarray, hole: np.ndarray, toleran
     if inside.all():
         return fill.copy()  # no known pixel to match: the fill as it is
     # Only the hole's bounding box plus a one-pixel ring of known pixels takes part.
-    ys, xs = np.nonzero(inside)
-    top, bottom = max(ys.min() - 1, 0), min(ys.max() + 2, inside.shape[0])
-    left, right = max(xs.min() - 1, 0), min(xs.max() + 2, inside.shape[1])
+    left, top, right, bottom = hole_box(inside)
+    top, bottom = max(top - 1, 0), min(bottom + 2, inside.shape[0])
+    left, right = max(left - 1, 0), min(right + 2, inside.shape[1])
     box = (slice(top, bottom), slice(left, right))
     result[box] = _solve(image[box], fill[box], inside[box], tolerance)
     return result
@@ -102,17 +104,18 @@ def classical_fill(image: np.ndarray, hole: np.ndarray, region: tuple[slice, sli
     or with `region` only that part of it (no full-size copy)."""
     import cv2
 
-    ys, xs = np.nonzero(hole)
+    box = hole_box(hole)
     if region is None:
         result = image.copy()
-        if len(ys):
-            rows, cols = slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
+        if box is not None:
+            rows, cols = slice(box[1], box[3] + 1), slice(box[0], box[2] + 1)
             result[rows, cols] = classical_fill(image, hole, (rows, cols), radius)
         return result
     rows, cols = region
     margin = 2 * radius + 2
-    around = (slice(max(min(rows.start, ys.min() if len(ys) else rows.start) - margin, 0), min(rows.stop + margin, hole.shape[0])),
-              slice(max(min(cols.start, xs.min() if len(xs) else cols.start) - margin, 0), min(cols.stop + margin, hole.shape[1])))
+    first_row, first_col = (box[1], box[0]) if box is not None else (rows.start, cols.start)
+    around = (slice(max(min(rows.start, first_row) - margin, 0), min(rows.stop + margin, hole.shape[0])),
+              slice(max(min(cols.start, first_col) - margin, 0), min(cols.stop + margin, hole.shape[1])))
     patch = np.ascontiguousarray(image[around])
     mask = hole[around].astype(np.uint8) * 255
     if mask.any() and not mask.all():  # all missing: nothing known to spread inwards

@@ -179,7 +179,6 @@ def _batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from inpaint.batch import REPORT_FILE, MaskSource, plan_jobs, run_batch
-
     from inpaint.fileio import check_output
 
     if args.mask_dir and args.mask_kind:

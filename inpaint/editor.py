@@ -23,7 +23,7 @@ from inpaint.errors import UserError
 from inpaint.fileio import atomic_path
 from inpaint.framing import Framing, to_model
 from inpaint.locate import photo_framing
-from inpaint.sampling import generate, latents_for_seed
+from inpaint.sampling import latents_for_seed
 from inpaint.search import SearchSettings, search
 from inpaint.validate import MAX_COUNT, SEED_MAX, check_number
 
@@ -161,6 +161,3 @@ def project(checkpoint: Checkpoint, photo: Image.Image, settings: SearchSettings
     result = search(checkpoint, checkpoint.from_pixels(target)[None], known, settings)
     return Projection(result.z[0], checkpoint.to_pixels(result.images[0]), target, float(result.context_loss[0]), view)
 
-
-def generate_images(checkpoint: Checkpoint, z: torch.Tensor) -> list[Image.Image]:
-    return to_pil(generate(checkpoint, z))

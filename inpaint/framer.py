@@ -23,7 +23,15 @@ import torch
 from torch import nn
 
 from inpaint.errors import UserError
-from inpaint.framing import SUPERSAMPLE, Framing, compose, fit_similarity, hole_to_model, resize_map, to_model
+from inpaint.framing import (
+    SUPERSAMPLE,
+    Framing,
+    compose,
+    fit_similarity,
+    hole_to_model,
+    resize_map,
+    to_model,
+)
 
 INPUT = 64  # the framer's view, pixels a side, whatever the model's size
 # Three points of the true square, in view pixels: where the eyes and the mouth roughly are, so

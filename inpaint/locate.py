@@ -305,8 +305,8 @@ def photo_framing(rgb: np.ndarray, template: FaceTemplate | None, size: int, use
 def context_framing(hole: np.ndarray, size: int) -> Framing:
     """The hole's bounding square with as much context again around it, kept inside the photo."""
     height, width = hole.shape
-    ys, xs = np.nonzero(hole)
-    left, top, right, bottom = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    left, top, right, bottom = hole_box(hole)
+    right, bottom = right + 1, bottom + 1
     side = max(round(max(right - left, bottom - top) * CONTEXT_FACTOR), 16)
     side = min(side, max(height, width))
     cx, cy = (left + right) / 2, (top + bottom) / 2

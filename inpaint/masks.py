@@ -140,6 +140,3 @@ def hole_points(hole: np.ndarray, limit: int = 20000) -> np.ndarray:
         points = points[np.random.default_rng(0).choice(len(points), limit, replace=False)]
     return points
 
-
-def hole_fraction(hole: np.ndarray) -> float:
-    return float(hole.mean())

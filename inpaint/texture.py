@@ -29,6 +29,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from inpaint.masks import hole_box
+
 MIN_UPSCALE = 1.5  # below this the fill is nearly as sharp as the photo: nothing to add
 CHOICES = 12  # random source patches considered for each place
 GAIN_RANGE = (0.7, 1.5)  # how far colour matching may stretch or squeeze a channel
@@ -118,7 +120,8 @@ def photo_detail(photo: np.ndarray, known: np.ndarray, hole: np.ndarray, upscale
 def match_colours(fill: np.ndarray, photo: np.ndarray, known: np.ndarray, hole: np.ndarray, upscale: float) -> np.ndarray:
     """The fill (h, w, C) float with each channel's mean and spread on the ring of known pixels
     around the hole matched to the photo's (h, w, C), seen at the model's scale."""
-    extent = max(np.ptp(np.nonzero(hole)[0]), np.ptp(np.nonzero(hole)[1]), 1) if hole.any() else 1
+    box = hole_box(hole)
+    extent = max(box[2] - box[0], box[3] - box[1], 1) if box is not None else 1
     width = int(max(4, 0.15 * extent, 2 * upscale))
     ring = cv2.dilate(hole.astype(np.uint8), np.ones((2 * width + 1, 2 * width + 1), np.uint8)).astype(bool) & known & ~hole
     if ring.sum() < 16:

@@ -39,8 +39,3 @@ def import_torchvision() -> types.ModuleType:
         _fallback_library.define(schema)
     return importlib.import_module("torchvision")
 
-
-def compiled_ops_available() -> bool:
-    """True when torchvision's compiled operators loaded (the workaround was not needed)."""
-    import_torchvision()
-    return _fallback_library is None

@@ -8,9 +8,16 @@ from PIL import Image
 
 from inpaint.checkpoint import load_checkpoint
 from inpaint.editor import (
-    arithmetic, concept, generate_images, interpolate, latents_for_seeds, project, save_gif, slerp, to_pil,
+    arithmetic,
+    concept,
+    interpolate,
+    latents_for_seeds,
+    project,
+    save_gif,
+    slerp,
+    to_pil,
 )
-from inpaint.sampling import latents_for_seed
+from inpaint.sampling import generate, latents_for_seed
 from inpaint.search import SearchSettings
 
 
@@ -54,7 +61,7 @@ def test_interpolation_frames_and_gif(checkpoint, tmp_path):
     for method in ("slerp", "lerp"):
         path = interpolate(checkpoint, z0, z1, 6, method)
         assert path.shape == (6, 12) and path.abs().max() <= 1
-    frames = generate_images(checkpoint, interpolate(checkpoint, z0, z1, 5))
+    frames = to_pil(generate(checkpoint, interpolate(checkpoint, z0, z1, 5)))
     gif = save_gif(frames, tmp_path / "walk.gif", scale=2)
     with Image.open(gif) as image:
         assert image.n_frames == 5 + 3 and image.size == (64, 64)
@@ -67,7 +74,7 @@ def test_projection_finds_a_latent_that_reproduces_a_generated_face():
 
     checkpoint = load_checkpoint(checkpoint_or_default(None))  # a trained G: an untrained one draws flat grey
     target_z = latents_for_seeds(checkpoint, [11]) * 0.8
-    [picture] = generate_images(checkpoint, target_z)
+    [picture] = to_pil(generate(checkpoint, target_z))
     start = project(checkpoint, picture, SearchSettings(iterations=0, restarts=4, lam=0.0))
     found = project(checkpoint, picture, SearchSettings(iterations=80, restarts=4, lr=0.05, lam=0.0))
     assert found.context_loss < 0.5 * start.context_loss
