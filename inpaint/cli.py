@@ -154,7 +154,7 @@ def _fill(args: argparse.Namespace) -> int:
     settings = resolve_settings(checkpoint, _search_settings(args))
     # Every start's fill is kept only when they are written: each costs a full-size copy of the photo.
     settings = replace(settings, top_k=settings.restarts if args.candidates else 1)
-    with tqdm(total=settings.iterations, unit="it", desc="searching z") as bar:
+    with tqdm(total=max(settings.iterations, settings.scattered_iterations), unit="it", desc="searching z") as bar:
         def report(progress) -> None:
             if progress.active == 0:  # every image stopped early: the search is complete here
                 bar.total = progress.iteration

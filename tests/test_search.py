@@ -9,7 +9,16 @@ from inpaint.checkpoint import Checkpoint
 from inpaint.latent import LatentPrior
 from inpaint.masks import make_mask
 from inpaint.models import Discriminator, Generator, ModelConfig
-from inpaint.search import SearchSettings, context_weights, hole_neighbourhood, parse_neighbourhood, search, weights_for
+from inpaint.search import (
+    SearchSettings,
+    context_weights,
+    hole_neighbourhood,
+    parse_neighbourhood,
+    resolve_settings,
+    scattered_holes,
+    search,
+    weights_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +179,25 @@ def test_cpu_threads_leave_busy_cores_alone_and_follow_the_users_choice(monkeypa
         assert device.limit_cpu_threads() == 8
     finally:
         torch.set_num_threads(before)
+
+
+def test_scattered_holes_search_longer_than_compact_ones_in_the_same_batch(tiny_checkpoint):
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    known = torch.stack([torch.from_numpy(~make_mask(kind, 32, 32)).float()[None] for kind in ("centre", "random")])
+    assert scattered_holes(known).tolist() == [False, True]
+    settings = SearchSettings(iterations=10, scattered_iterations=40, restarts=1, patience=0)
+    result = search(tiny_checkpoint, images, known, settings)
+    assert result.iterations.tolist() == [10, 40]
+    # The scattered image ran exactly as it would alone: its budget, not its batch-mate's, decides.
+    alone = search(tiny_checkpoint, images[1:], known[1:], settings)
+    assert torch.allclose(result.z[1], alone.z[0], atol=1e-5)
+
+
+def test_a_chosen_iteration_count_holds_for_every_hole():
+    from inpaint.search import ENCODER_SCATTERED, ENCODER_START
+
+    checkpoint = type("WithEncoder", (), {"encoder": object()})()
+    chosen = resolve_settings(checkpoint, SearchSettings(iterations=7))
+    assert (chosen.iterations, chosen.scattered_iterations) == (7, 7)
+    default = resolve_settings(checkpoint, SearchSettings())
+    assert (default.iterations, default.scattered_iterations) == (ENCODER_START[0], ENCODER_SCATTERED)
