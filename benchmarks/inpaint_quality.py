@@ -68,15 +68,23 @@ _DESCRIPTORS: dict[str, np.ndarray] = {}  # the originals' face descriptors, com
 
 
 def scores(originals: np.ndarray, completions: list[np.ndarray], holes: list[np.ndarray], descriptors_of) -> dict[str, float]:
-    rows = [(psnr(o, c), psnr(o, c, h), ssim(o, c), ssim(o, c, h)) for o, c, h in zip(originals, completions, holes)]
-    table = dict(zip(("psnr", "psnr_hole", "ssim", "ssim_hole"), np.mean(rows, axis=0).round(4).tolist()))
+    rows = np.array([(psnr(o, c), psnr(o, c, h), ssim(o, c), ssim(o, c, h)) for o, c, h in zip(originals, completions, holes)])
+    table = dict(zip(("psnr", "psnr_hole", "ssim", "ssim_hole"), rows.mean(0).round(4).tolist()))
+    # The noise of a mean over these faces: its standard error (a difference between two methods
+    # on the same faces is noise when it is within about twice this).
+    table["psnr_se"] = round(float(rows[:, 0].std(ddof=1) / np.sqrt(len(rows))), 4) if len(rows) > 1 else 0.0
     if descriptors_of is not None:
         from inpaint.face_metrics import frechet_distance
 
         key = hashlib.sha1(np.ascontiguousarray(originals).tobytes()).hexdigest()
         if key not in _DESCRIPTORS:
             _DESCRIPTORS[key] = descriptors_of(originals)
-        table["frechet"] = round(frechet_distance(descriptors_of(np.stack(completions)), _DESCRIPTORS[key]), 5)
+        mine, theirs = descriptors_of(np.stack(completions)), _DESCRIPTORS[key]
+        table["frechet"] = round(frechet_distance(mine, theirs), 5)
+        # Its spread over faces: 20 bootstrap resamples of the faces (completions with their originals).
+        rng = np.random.default_rng(0)
+        picks = [rng.integers(0, len(mine), len(mine)) for _ in range(20)]
+        table["frechet_sd"] = round(float(np.std([frechet_distance(mine[p], theirs[p]) for p in picks])), 5)
     return table
 
 

@@ -6,7 +6,9 @@ float images (rescaled, not clipped), CMYK. Every failure is a `UserError` namin
 
 from __future__ import annotations
 
+import io
 import os
+import struct
 import warnings
 from pathlib import Path
 
@@ -23,6 +25,11 @@ IMAGE_EXTENSIONS = frozenset(
 # file's header, before decoding, so a small file that decodes to gigabytes is refused cheaply.
 MAX_PIXELS = 120_000_000
 MIN_SIDE = 8  # smaller images hold no hole worth a model
+# What is decoded at all: what Pillow reads without helper programs (EPS would run Ghostscript)
+# and what photos come as (MPO: a JPEG with a second picture, as some cameras write).
+IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF", "PPM")
+_OPENERS = tuple(f for f in IMAGE_FORMATS if f != "MPO")  # Pillow's JPEG opener reads MPO files
+FORMAT_NAMES = "JPEG, PNG, WebP, BMP, TIFF, GIF or PPM"
 
 
 def is_image_path(path: str | os.PathLike[str]) -> bool:
@@ -52,28 +59,60 @@ def find_images(root: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
     return images, others
 
 
-def open_image(path: str | os.PathLike[str], draft_size: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def open_image(path: str | os.PathLike[str], draft_size: int | None = None, max_pixels: int = MAX_PIXELS,
+               name: str | None = None) -> Image.Image:
     """Open an image fully decoded and upright per its EXIF tag, in its own mode; images over
-    `max_pixels` are refused from their header, before any decoding."""
+    `max_pixels` are refused from their header, before any decoding. Messages name the file as
+    `name` (say, an upload's own name rather than its temporary path)."""
     path = Path(path)
+    name = name or str(path)
     try:
         with warnings.catch_warnings():  # our own budget decides, not Pillow's warning threshold
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(path, formats=_OPENERS)
         with image:
-            check_pixel_budget(image.size, path, max_pixels)
+            check_pixel_budget(image.size, name, max_pixels)
             if draft_size and image.format == "JPEG":
                 image.draft("RGB", (draft_size, draft_size))
             image.load()
             return ImageOps.exif_transpose(image)
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
+        raise UserError(f"{name}: no such file") from None
     except UnidentifiedImageError:
-        raise UserError(f"{path}: not an image file Pillow can read") from None
-    except Image.DecompressionBombError:  # beyond twice Pillow's limit: refused before we see the size
-        raise UserError(f"{path}: image too large (more than {max_pixels:,} pixels)") from None
+        raise UserError(f"{name}: not an image file ({FORMAT_NAMES} only)") from None
+    except Image.DecompressionBombError:  # beyond twice Pillow's limit: refused before it says the size
+        found = header_size(path)
+        if found and found[1]:
+            check_pixel_budget(found[1], name, max_pixels)
+        raise UserError(f"{name}: image too large (more than {max_pixels:,} pixels)") from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise UserError(f"{path}: corrupt or truncated image ({error})") from None
+        raise UserError(f"{name}: corrupt or truncated image ({error})") from None
+
+
+def header_size(source: str | os.PathLike[str] | bytes) -> tuple[str, tuple[int, int] | None] | None:
+    """The format and (width, height) an image file declares, from its header alone: None if no
+    format Pillow knows claims it, a size of None if one claims it but its header cannot be read.
+
+    Image.open does the same but refuses an image over twice Image.MAX_IMAGE_PIXELS before it says
+    its size; this asks Pillow's registered formats directly so that a refusal can name the size.
+    """
+    Image.init()
+    claimed = None
+    with (io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")) as handle:
+        prefix = handle.read(16)
+        for format_id in Image.ID:
+            factory, accept = Image.OPEN[format_id]
+            try:
+                result = accept is None or accept(prefix)
+                if isinstance(result, str) or not result:  # as Image.open: a string is a warning, not a match
+                    continue
+                claimed = claimed or (format_id if accept is not None else None)
+                handle.seek(0)
+                image = factory(handle, "")
+            except (SyntaxError, IndexError, TypeError, ValueError, EOFError, OSError, struct.error):
+                continue
+            return image.format or format_id, image.size
+    return (claimed, None) if claimed else None
 
 
 def check_pixel_budget(size: tuple[int, int], source: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> None:

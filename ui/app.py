@@ -1,13 +1,14 @@
 """The Gradio app: Inpaint, Edit and Model tabs, a thin layer over the library.
 
 Every handler takes uploaded images and form values only (no server paths): checkpoints are
-chosen from a fixed list found at start-up, examples come from the bundled folder.
+chosen from a fixed list found at start-up, examples come from the bundled folder. Every upload and
+form value is checked where it enters (ui/checks.py): a refusal is one line, never a traceback.
 """
 
 from __future__ import annotations
 
 import queue
-import tempfile
+import re
 import threading
 from pathlib import Path
 
@@ -27,13 +28,31 @@ from inpaint.masks import MASK_KINDS, make_mask
 from inpaint.sampling import generate
 from inpaint.device import limit_cpu_threads
 from inpaint.search import INITS, SearchProgress, SearchSettings, resolve_settings
+from inpaint.validate import SEED_MAX
+from ui.checks import MAX_UPLOAD  # noqa: F401 (the upload limit, named where the app is)
+from ui.checks import (MAX_TRANSFER, checked, checked_choice, checked_editor, checked_number, checked_photo,
+                       read_upload, refuse, upload_guard_head)
 from ui.editor_value import background_image, painted_mask
+from ui.scratch import Scratch
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "faces").glob("*.jpg"))
-MAX_UPLOAD = "20mb"
 CONCURRENCY = 2  # searches at once; more only queue up on a CPU
+# Requests waiting at once, over all endpoints (the two running do not count). A waiting request holds
+# no memory (its uploads are decoded when it starts), so the bound is the wait: a default inpainting
+# takes about 1.7 s here, so the last of 32 waits about half a minute, and the page shows each one its
+# place and the estimated wait. Beyond that the page says "This application is currently busy. Please
+# try again." (gradio_client raises QueueError("Queue is full! …")).
+QUEUE_SIZE = 32
+# Gradio's cache (uploads, and every image the app shows, previews included): every 10 minutes, the
+# files older than an hour go; all of them when the server stops. An hour keeps a result's download
+# link working for as long as anyone looks at it.
+CACHE_CLEANUP = (600, 3600)
 PRESETS = ("painted",) + MASK_KINDS
+MAX_ITERATIONS, MAX_RESTARTS = 2000, 32  # the sliders' ranges
+LAM_MAX = 10.0  # λ weighs the discriminator's opinion against the context (default 0.003): 10 is already absurd
+MAX_CONCEPT_SEEDS = 256  # seeds averaged into one concept
+MAX_SAMPLES, MAX_FRAMES = 48, 24  # the sliders' ranges
 
 
 def find_checkpoints(runs: list[Path] | None = None) -> dict[str, Path]:
@@ -67,7 +86,7 @@ class Models:
 
     def get(self, name: str) -> Checkpoint:
         if name not in self.choices:
-            raise gr.Error(f"unknown model {name!r}")
+            raise refuse(f"unknown model {name!r}")
         with self._lock:
             if name not in self._loaded:
                 self._loaded[name] = load_checkpoint(self.choices[name])
@@ -78,28 +97,36 @@ def _pil(images: torch.Tensor) -> list[Image.Image]:
     return editor.to_pil(images)
 
 
-def _save_png(image: Image.Image, stem: str) -> str:
-    folder = Path(tempfile.mkdtemp(prefix="inpaint-"))
-    path = folder / f"{stem}.png"
-    image.save(path)
-    return str(path)
+def stopped_status(text: str | None) -> str:
+    """The status line once Stop is pressed: the search's last iteration, said to be stopped."""
+    text = text or ""
+    head, _, last = text.rpartition("\n\n")
+    if last.startswith(("Done in", "Stopped")):
+        return text  # finished before the Stop arrived, or stopped already
+    progress = re.match(r"Iteration (\d+) / (\d+)", last)
+    if progress:
+        return f"{head}\n\nStopped at iteration {progress[1]} / {progress[2]}."
+    return f"{text}\n\nStopped." if text else "Stopped."
 
 
-def build_app(models: Models) -> gr.Blocks:
-    with gr.Blocks(title="inpaint: semantic inpainting with a DCGAN") as app:
+def build_app(models: Models, scratch: Scratch | None = None) -> gr.Blocks:
+    """The app; the files it hands out are written to `scratch` (app.scratch, a new one by default)."""
+    scratch = scratch or Scratch()
+    with gr.Blocks(title="inpaint: semantic inpainting with a DCGAN", delete_cache=CACHE_CLEANUP) as app:
         gr.Markdown("# inpaint\nPaint over part of a face and let the GAN fill it in; explore the face model's latent space.")
-        model = gr.Dropdown(list(models.choices), value=models.default, label="Model", scale=0)
+        model = checked_choice(gr.Dropdown(list(models.choices), value=models.default, label="Model", scale=0))
         with gr.Tab("Inpaint"):
-            _inpaint_tab(models, model)
+            _inpaint_tab(models, model, scratch)
         with gr.Tab("Edit"):
-            _edit_tab(models, model)
+            _edit_tab(models, model, scratch)
         with gr.Tab("Model"):
             describe, outputs = _model_tab(models, model)
         app.load(describe, model, outputs, api_name=False)
+    app.scratch = scratch
     return app
 
 
-def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
+def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
     with gr.Row():
         with gr.Column():
             photo = gr.ImageEditor(
@@ -109,7 +136,8 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
             )
             if EXAMPLES:
                 gr.Examples([[str(p)] for p in EXAMPLES[:8]], inputs=[photo], label="Example faces (CelebA validation split)")
-            preset = gr.Radio(PRESETS, value="painted", label="Mask", info="painted = your brush strokes; or a preset hole")
+            preset = gr.Radio(PRESETS, value="painted", label="Mask",
+                              info="painted = your brush strokes; or a preset hole")
             with gr.Accordion("Where the model looks", open=False):
                 crop = gr.Radio(["auto", "face", "context"], value="auto", label="Square the model sees",
                                 info="auto: the face the hole belongs to, aligned (a classical fill when no face owns the hole); "
@@ -123,16 +151,20 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
                                 info="auto: the model's inpainting encoder when it has one (a short refinement follows), "
                                      "else random latents (a longer search)")
                 planned = _planned(models, models.default, defaults.init)
-                iterations = gr.Slider(0, 2000, value=planned.iterations, step=5, label="Iterations (stops early once the fill settles)")
-                restarts = gr.Slider(1, 32, value=planned.restarts, step=1, label="Starts (candidates searched at once)")
-                lam = gr.Number(value=defaults.lam, label="λ: weight of the discriminator's opinion")
-                seed = gr.Number(value=0, precision=0, label="Seed")
+                iterations = gr.Slider(0, MAX_ITERATIONS, value=planned.iterations, step=5,
+                                       label="Iterations (stops early once the fill settles)", elem_id="iterations")
+                restarts = gr.Slider(1, MAX_RESTARTS, value=planned.restarts, step=1,
+                                     label="Starts (candidates searched at once)")
+                lam = gr.Number(value=defaults.lam, minimum=0, maximum=LAM_MAX,
+                                label="λ: weight of the discriminator's opinion")
+                seed = gr.Number(value=0, precision=0, minimum=0, maximum=SEED_MAX, label="Seed")
                 blend = gr.Checkbox(value=True, label="Poisson blending")
             with gr.Row():
                 run = gr.Button("Inpaint", variant="primary", elem_id="run")
                 stop = gr.Button("Stop", elem_id="stop")
         with gr.Column():
-            status = gr.Markdown("Upload a photo or pick an example, paint over the part to replace, then press Inpaint.")
+            status = gr.Markdown("Upload a photo or pick an example, paint over the part to replace, then press "
+                                 "Inpaint.", elem_id="status")
             with gr.Row():
                 view = gr.Image(label="What the model sees (green square; yellow: the top of the face)", format="png",
                                 interactive=False, height=220, elem_id="view")
@@ -142,23 +174,44 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
             candidates = gr.Gallery(label="Ranked candidates (best first)", columns=4, height=180, format="png", object_fit="contain", preview=False)
             download = gr.File(label="Download the result")
     clicks = gr.State({"scale": 1.0, "first": None})
+    checked_editor(photo)
+    for field in (iterations, restarts, lam, seed):
+        checked_number(field)
+    for choice in (preset, crop, init):
+        checked_choice(choice)
+
+    running: dict[str, tuple[threading.Event, threading.Event]] = {}  # session → its search's (stop, finished)
 
     def inpaint(model_name, value, preset_name, crop_mode, box_text, iterations_n, restarts_n, lam_value, seed_value, blend_on,
-                init_mode="auto", progress=gr.Progress()):
+                init_mode="auto", request: gr.Request = None, progress=gr.Progress()):
+        session = getattr(request, "session_hash", None) or str(id(progress))
+        cancelled, finished = threading.Event(), threading.Event()
+        running[session] = (cancelled, finished)
+        try:
+            yield from _inpaint(model_name, value, preset_name, crop_mode, box_text, iterations_n, restarts_n,
+                                lam_value, seed_value, blend_on, init_mode, progress, cancelled)
+        finally:
+            cancelled.set()  # Stop, a closed page or the end: let the search thread finish early
+            if running.get(session, (None,))[0] is cancelled:
+                del running[session]
+            finished.set()
+
+    def _inpaint(model_name, value, preset_name, crop_mode, box_text, iterations_n, restarts_n, lam_value, seed_value,
+                 blend_on, init_mode, progress, cancelled: threading.Event):
         try:
             checkpoint = models.get(model_name)
             image = background_image(value)
             if preset_name == "painted":
                 hole = painted_mask(value, image.size)
             else:
-                hole = make_mask(preset_name, image.height, image.width, seed=int(seed_value or 0))
+                hole = make_mask(preset_name, image.height, image.width, seed=seed_value or 0)
             box = parse_face_box(box_text, "face box") if (box_text or "").strip() else None
             if not hole.any():
                 raise UserError("Nothing to fill: paint over part of the photo, or choose a mask preset.")
             pixels = model_pixels(checkpoint, image)
             chosen = choose_view(checkpoint, pixels, hole, crop_mode, box)
         except UserError as error:
-            raise gr.Error(str(error))
+            raise refuse(error) from None
         picture, scale = draw(np.repeat(pixels, 3, 2) if pixels.shape[2] == 1 else pixels, chosen, hole)
         size = checkpoint.config.image_size
         if chosen is None:
@@ -169,13 +222,15 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
                             f"and draws it at **{size}×{size} pixels**"
                             + (f"; the fill is enlarged {1 / chosen.scale:.1f}× and given the photo's own fine detail." if 1 / chosen.scale > 1.5 else "."))
         yield (gr.skip(), gr.skip(), gr.skip(), seen, gr.skip(), framing_text, picture, {"scale": scale, "first": None})
-        try:
-            settings = resolve_settings(checkpoint, SearchSettings(iterations=int(iterations_n), restarts=int(restarts_n), lam=float(lam_value),
-                                                                   seed=int(seed_value or 0), init=init_mode or "auto"))
+        shown = framing_text  # the status line as the page shows it
+        try:  # the fields' own checks (ui/checks.py) passed these: whole numbers and λ in their ranges
+            lam_value = defaults.lam if lam_value is None else lam_value
+            settings = resolve_settings(checkpoint, SearchSettings(iterations=iterations_n, restarts=restarts_n,
+                                                                   lam=lam_value, seed=seed_value or 0,
+                                                                   init=init_mode or "auto"))
         except UserError as error:
-            raise gr.Error(str(error))
+            raise refuse(error) from None
         events: queue.Queue = queue.Queue()
-        cancelled = threading.Event()
 
         def report(update: SearchProgress) -> bool:
             events.put(update)
@@ -189,30 +244,49 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
                 events.put(error)
 
         threading.Thread(target=work, daemon=True).start()
-        try:
-            while True:
-                item = events.get()
-                if isinstance(item, SearchProgress):
-                    progress(item.iteration / item.iterations, desc="searching z")
-                    current = _pil(checkpoint.to_pixels(item.current))[0].resize((4 * size, 4 * size), Image.Resampling.NEAREST)
-                    yield (gr.skip(), gr.skip(), gr.skip(), current, gr.skip(),
-                           f"{framing_text}\n\nIteration {item.iteration} / {item.iterations}: context loss {float(item.context_loss[0]):.2f}",
-                           gr.skip(), gr.skip())
-                elif isinstance(item, Exception):
-                    raise gr.Error(f"Inpainting failed: {item}")
-                else:
-                    done = f"Done in {item.seconds:.1f} s: {hole.mean():.1%} of the photo filled"
-                    if item.view is not None:
-                        done += f"; context loss {item.context_loss:.2f}"
-                    yield (item.image, item.raw, item.candidates, gr.skip(), _save_png(item.image, "inpainted"),
-                           f"{framing_text}\n\n{done}.", picture, gr.skip())
-                    return
-        finally:
-            cancelled.set()  # Stop, a closed page or the end: let the search thread finish early
+        while True:
+            try:
+                item = events.get(timeout=0.1)
+            except queue.Empty:
+                item = None
+            if cancelled.is_set():
+                # Stop: this request says so as its last message; said by the Stop button instead, it could be
+                # overwritten by progress messages still on their way to the page.
+                yield (gr.skip(),) * 5 + (stopped_status(shown), gr.skip(), gr.skip())
+                return
+            if isinstance(item, SearchProgress):
+                progress(item.iteration / item.iterations, desc="searching z")
+                current = _pil(checkpoint.to_pixels(item.current))[0].resize((4 * size, 4 * size),
+                                                                              Image.Resampling.NEAREST)
+                shown = (f"{framing_text}\n\nIteration {item.iteration} / {item.iterations}: "
+                         f"context loss {float(item.context_loss[0]):.2f}")
+                yield (gr.skip(), gr.skip(), gr.skip(), current, gr.skip(), shown, gr.skip(), gr.skip())
+            elif isinstance(item, UserError):
+                raise refuse(item)
+            elif isinstance(item, Exception):  # a bug: the traceback goes to the console
+                raise gr.Error(f"Inpainting failed: {item}") from item
+            elif item is not None:
+                done = f"Done in {item.seconds:.1f} s: {hole.mean():.1%} of the photo filled"
+                if item.view is not None:
+                    done += f"; context loss {item.context_loss:.2f}"
+                yield (item.image, item.raw, item.candidates, gr.skip(), scratch.save_png(item.image, "inpainted"),
+                       f"{framing_text}\n\n{done}.", picture, gr.skip())
+                return
+
+    def request_stop(request: gr.Request) -> bool:
+        """Stop: the session's running search ends and says so itself (waited for here); False when none
+        runs, and the page then cancels the request still waiting in the queue, if any."""
+        search = running.get(getattr(request, "session_hash", None))
+        if search is None:
+            return False
+        search[0].set()
+        search[1].wait(10)
+        return True
 
     def corner(state, text, evt: gr.SelectData):
         """Two clicks on the framing picture: the face's top-left, then bottom-right corner."""
-        x, y = (v / max(state.get("scale", 1.0), 1e-9) for v in evt.index)
+        position = evt.index if isinstance(evt.index, (list, tuple)) and len(evt.index) == 2 else (None, None)
+        x, y = (checked(v, "click position", 0) / max(state.get("scale", 1.0), 1e-9) for v in position)
         if state.get("first") is None:
             return {**state, "first": (x, y)}, text
         (x0, y0) = state["first"]
@@ -224,7 +298,7 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
         try:
             planned = _planned(models, model_name, init_mode)
         except UserError as error:
-            raise gr.Error(str(error))
+            raise refuse(error) from None
         return planned.iterations, planned.restarts
 
     for trigger in (model.change, init.change):
@@ -233,9 +307,18 @@ def _inpaint_tab(models: Models, model: gr.Dropdown) -> None:
         inpaint, [model, photo, preset, crop, face_box, iterations, restarts, lam, seed, blend, init],
         [result, raw, candidates, preview, download, status, view, clicks],
         api_name="inpaint", concurrency_limit=CONCURRENCY,
+        show_progress="full",  # full: a waiting user sees their place in the queue and the estimated wait
     )
     view.select(corner, [clicks, face_box], [clicks, face_box], api_name=False)
-    stop.click(None, None, None, cancels=[event])
+    # Stop is not queued: it must act at once, not after the requests waiting ahead of it, and even when the queue
+    # is full. A running search ends itself, its "Stopped" the last message it sends: cancelled by the page
+    # instead, the progress messages still on their way would arrive after that status and hide it. A request
+    # still waiting is cancelled by the page (a hidden button: Gradio drops `cancels` given to .then()).
+    stopped = gr.Checkbox(visible="hidden")
+    cancel_waiting = gr.Button(visible="hidden", elem_id="cancel-waiting")
+    cancel_waiting.click(None, None, None, cancels=[event])
+    stop.click(request_stop, None, stopped, queue=False, api_name=False).then(
+        None, stopped, None, js="(ran) => { if (!ran) document.getElementById('cancel-waiting')?.click(); }")
 
 
 def _planned(models: Models, model_name: str, init_mode: str) -> SearchSettings:
@@ -243,26 +326,37 @@ def _planned(models: Models, model_name: str, init_mode: str) -> SearchSettings:
     return resolve_settings(models.get(model_name), SearchSettings(init=init_mode or "auto"))
 
 
-def _concept(checkpoint: Checkpoint, seeds: str, photo: Image.Image | None) -> torch.Tensor:
-    latents = []
-    text = (seeds or "").replace(";", ",")
-    try:
-        latents += [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise gr.Error(f"seeds must be whole numbers separated by commas, not {seeds!r}")
+def parse_seeds(text: str | None, name: str = "seeds") -> list[int]:
+    """Seeds typed as "3, 17, 42" (or separated by ";"): whole numbers from 0 to SEED_MAX."""
+    parts = [part.strip() for part in str(text or "").replace(";", ",").split(",") if part.strip()]
+    if len(parts) > MAX_CONCEPT_SEEDS:
+        raise refuse(f"{name}: at most {MAX_CONCEPT_SEEDS} seeds, got {len(parts)}")
+    if any(not re.fullmatch(r"[+-]?\d+", part) for part in parts):
+        raise refuse(f"{name}: must be whole numbers separated by commas, got {text!r}")
+    return [checked(int(part), name, 0, SEED_MAX, integer=True) for part in parts]
+
+
+def _concept(checkpoint: Checkpoint, seeds: str, photo: str | None, name: str, empty: str) -> torch.Tensor:
+    """A concept's latents: those of its seeds, and the projection of its photo (a checked upload's path);
+    `name` names the seeds field in refusals, `empty` says what an empty concept needs."""
+    latents = parse_seeds(seeds, name)
     z = [editor.latents_for_seeds(checkpoint, latents)] if latents else []
     if photo is not None:
-        z.append(editor.project(checkpoint, photo).z[None])
+        try:
+            picture = read_upload(photo, Path(photo).name)
+        except UserError as error:
+            raise refuse(error) from None
+        z.append(editor.project(checkpoint, picture).z[None])
     if not z:
-        raise gr.Error("each concept needs seeds (e.g. 3, 17, 42) or a photo")
+        raise refuse(f"{name.split(':')[0]}: {empty}")
     return torch.cat(z)
 
 
-def _edit_tab(models: Models, model: gr.Dropdown) -> None:
+def _edit_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
     gr.Markdown("Samples are named by their seed. Click a sample to add its seed to concept A, B or C.")
     with gr.Row():
-        first = gr.Number(value=0, precision=0, label="First seed")
-        count = gr.Slider(4, 48, value=16, step=4, label="Samples")
+        first = gr.Number(value=0, precision=0, minimum=0, maximum=SEED_MAX - MAX_SAMPLES, label="First seed")
+        count = gr.Slider(4, MAX_SAMPLES, value=16, step=4, label="Samples")
         show = gr.Button("Show samples", elem_id="show-samples")
     gallery = gr.Gallery(label="Samples", columns=8, height=300, format="png", allow_preview=False, elem_id="samples")
     target = gr.Radio(["A", "B", "C"], value="A", label="Clicking a sample adds it to")
@@ -271,7 +365,8 @@ def _edit_tab(models: Models, model: gr.Dropdown) -> None:
         for name, hint in (("A", "e.g. smiling women"), ("B", "e.g. neutral women"), ("C", "e.g. neutral men")):
             with gr.Column():
                 concept_seeds.append(gr.Textbox(label=f"Concept {name}: seeds", placeholder=hint, elem_id=f"concept-{name.lower()}"))
-                concept_photos.append(gr.Image(type="pil", label=f"or a photo for {name} (projected)", height=120, sources=("upload",)))
+                concept_photos.append(gr.Image(type="filepath", image_mode=None, height=120, sources=("upload",),
+                                               label=f"or a photo for {name} (projected)"))
     with gr.Row():
         variations = gr.Slider(0, 15, value=7, step=1, label="Variations")
         noise = gr.Slider(0.0, 1.0, value=0.25, step=0.05, label="Variation noise")
@@ -282,7 +377,7 @@ def _edit_tab(models: Models, model: gr.Dropdown) -> None:
     with gr.Row():
         start = gr.Textbox(label="From (seed)", value="0")
         end = gr.Textbox(label="To (seed)", value="1")
-        frames = gr.Slider(3, 24, value=8, step=1, label="Frames")
+        frames = gr.Slider(3, MAX_FRAMES, value=8, step=1, label="Frames")
         method = gr.Radio(["slerp", "lerp"], value="slerp", label="Path")
         walk = gr.Button("Interpolate", variant="primary", elem_id="interpolate")
     strip = gr.Image(label="Frames", format="png", interactive=False, elem_id="strip")
@@ -291,23 +386,30 @@ def _edit_tab(models: Models, model: gr.Dropdown) -> None:
         frame = gr.Image(label="Frame", format="png", interactive=False, height=200)
         gif = gr.Image(label="Animation", type="filepath", interactive=False, height=200)
     frames_state = gr.State([])
+    for upload in concept_photos:
+        checked_photo(upload)
+    for field in (first, count, variations, noise, frames):
+        checked_number(field)
+    for choice in (target, method):
+        checked_choice(choice)
 
     def samples(model_name, first_seed, n):
         checkpoint = models.get(model_name)
-        seeds = list(range(int(first_seed or 0), int(first_seed or 0) + int(n)))
+        seeds = list(range(first_seed or 0, (first_seed or 0) + n))
         images = _pil(generate(checkpoint, editor.latents_for_seeds(checkpoint, seeds)))
         return [(image, f"seed {seed}") for image, seed in zip(images, seeds)]
 
     def add_pick(which, first_seed, a, b, c, evt: gr.SelectData):
-        seed = int(first_seed or 0) + int(evt.index)
+        seed = (first_seed or 0) + checked(evt.index, "sample", 0, MAX_SAMPLES - 1, integer=True)
         boxes = {"A": a, "B": b, "C": c}
         boxes[which] = ", ".join(filter(None, [(boxes[which] or "").strip(), str(seed)]))
         return boxes["A"], boxes["B"], boxes["C"]
 
     def arithmetic(model_name, a_seeds, b_seeds, c_seeds, a_photo, b_photo, c_photo, n_variations, noise_level):
         checkpoint = models.get(model_name)
-        a, b, c = (_concept(checkpoint, s, p) for s, p in ((a_seeds, a_photo), (b_seeds, b_photo), (c_seeds, c_photo)))
-        z = editor.arithmetic(checkpoint, a, b, c, int(n_variations), float(noise_level))
+        a, b, c = (_concept(checkpoint, s, p, f"Concept {name}: seeds", "needs seeds (e.g. 3, 17, 42) or a photo")
+                   for name, s, p in (("A", a_seeds, a_photo), ("B", b_seeds, b_photo), ("C", c_seeds, c_photo)))
+        z = editor.arithmetic(checkpoint, a, b, c, n_variations, noise_level)
         concepts = torch.stack([editor.keep_in_support(checkpoint, editor.concept(x)) for x in (a, b, c)])
         pictures = generate(checkpoint, torch.cat([concepts, z]))
         labels = ["A − B + C"] + [f"variation {i}" for i in range(1, len(z))]
@@ -315,15 +417,19 @@ def _edit_tab(models: Models, model: gr.Dropdown) -> None:
 
     def interpolate(model_name, start_text, end_text, n_frames, path_kind):
         checkpoint = models.get(model_name)
-        z0, z1 = _concept(checkpoint, start_text, None).mean(0), _concept(checkpoint, end_text, None).mean(0)
-        pictures = generate(checkpoint, editor.interpolate(checkpoint, z0, z1, int(n_frames), path_kind))
+        z0, z1 = (_concept(checkpoint, text, None, name, "needs a seed (e.g. 3)").mean(0)
+                  for name, text in (("From", start_text), ("To", end_text)))
+        pictures = generate(checkpoint, editor.interpolate(checkpoint, z0, z1, n_frames, path_kind))
         images = _pil(pictures)
-        folder = Path(tempfile.mkdtemp(prefix="inpaint-"))
-        editor.save_gif(images, folder / "interpolation.gif")
-        return grid_image(pictures, columns=len(images)), str(folder / "interpolation.gif"), images, gr.update(maximum=len(images) - 1, value=0), images[0]
+        animation = scratch.path("interpolation", ".gif")
+        editor.save_gif(images, animation)
+        return (grid_image(pictures, columns=len(images)), str(animation), images,
+                gr.update(maximum=len(images) - 1, value=0), images[0])
 
     def pick_frame(images, index):
-        return images[int(index)] if images else None
+        # not checked_number: its maximum follows the frames made, so Gradio rebuilds it (with its own checks)
+        index = checked(index, "Frame", 0, MAX_FRAMES - 1, integer=True)
+        return images[index] if images and index < len(images) else None
 
     show.click(samples, [model, first, count], gallery, api_name="samples", concurrency_limit=CONCURRENCY)
     gallery.select(add_pick, [target, first, *concept_seeds], concept_seeds)
@@ -371,12 +477,16 @@ def _model_tab(models: Models, model: gr.Dropdown) -> None:
     return describe, [facts, grid]
 
 
-def serve(models: Models, host: str = "127.0.0.1", port: int | None = None, share: bool = False, block: bool = True):
-    """Build, queue and launch the app (uploads limited to MAX_UPLOAD); returns (Blocks, local URL)."""
-    app = build_app(models)
-    app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+def serve(models: Models, host: str = "127.0.0.1", port: int | None = None, share: bool = False, block: bool = True,
+          queue_size: int = QUEUE_SIZE, scratch: Scratch | None = None):
+    """Build, queue and launch the app; returns (Blocks, local URL). A file someone picks is limited to
+    MAX_UPLOAD and the pixel budget, checked by the page before it is sent (ui/upload_guard.js) and
+    by the server; the server's upload route takes up to MAX_TRANSFER, what the photo editor sends."""
+    app = build_app(models, scratch)
+    app.queue(default_concurrency_limit=CONCURRENCY, max_size=queue_size)
     launched = app.launch(
-        server_name=host, server_port=port, share=share, max_file_size=MAX_UPLOAD, prevent_thread_lock=not block, show_error=True, quiet=not block
+        server_name=host, server_port=port, share=share, max_file_size=MAX_TRANSFER, prevent_thread_lock=not block,
+        show_error=True, quiet=not block, head=upload_guard_head(),
     )
     return app, launched[1]
 
