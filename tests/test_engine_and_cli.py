@@ -168,3 +168,33 @@ def test_batch_with_a_mask_kind_and_output_inside_input_is_refused(tmp_path, tin
     (tmp_path / "in" / "a" / "corrupt.png").unlink()
     assert main(["batch", str(tmp_path / "in"), str(tmp_path / "out"), "--mask-kind", "centre", "--checkpoint", str(tiny_checkpoint_path), *FAST_ARGS]) == 0
     assert len(list((tmp_path / "out").rglob("*.png"))) + len(list((tmp_path / "out").rglob("*.jpg"))) == 5
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path, tiny_checkpoint_path):
+    import os
+    import stat
+
+    photo(32, 32).save(tmp_path / "face.png")
+    old = os.umask(0o022)
+    try:
+        assert main(["fill", str(tmp_path / "face.png"), "--mask-kind", "centre", "--out", str(tmp_path / "out.png"),
+                     "--checkpoint", str(tiny_checkpoint_path), *FAST_ARGS]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out.png").stat().st_mode) == 0o644  # not the temporary file's 0600
+
+
+def test_batch_never_follows_a_link_out_of_the_input_tree(tmp_path, tiny_checkpoint_path, capsys):
+    make_tree(tmp_path / "work" / "in")
+    (tmp_path / "work" / "in" / "a" / "corrupt.png").unlink()
+    (tmp_path / "work" / "in" / "up").symlink_to(tmp_path / "work")  # leads above the output folder
+    args = ["batch", str(tmp_path / "work" / "in"), str(tmp_path / "work" / "out"), "--mask-kind", "centre",
+            "--checkpoint", str(tiny_checkpoint_path), *FAST_ARGS]
+    for _ in range(2):  # a rerun must not read its own outputs through the link
+        assert main(args) == 0
+    outputs = sorted(p.relative_to(tmp_path / "work" / "out") for p in (tmp_path / "work" / "out").rglob("*") if p.is_file())
+    assert not any(part == "up" for p in outputs for part in p.parts)
+    report = [json.loads(line) for line in (tmp_path / "work" / "out" / "report.jsonl").read_text().splitlines()]
+    linked = [r for r in report if "/up/" in r["input"]]
+    assert linked and all(r["status"] == "skipped" and "outside the input folder" in r["note"] for r in linked)
+    assert len({r["input"] for r in report}) == len(report)  # one record per input, reruns included

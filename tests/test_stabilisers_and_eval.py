@@ -61,6 +61,19 @@ def test_face_descriptors_tell_faces_from_noise():
     assert centroid < np.linalg.norm(features.mean(0) - noise.mean(0)) / 2
 
 
+def test_eval_warns_about_few_images_and_references_that_are_not_faces():
+    pytest.importorskip("dlib")
+    from inpaint.face_metrics import RELIABLE_COUNT, evaluation_warnings
+
+    faces = load_image_folder(EXAMPLES, 64, 3, show_progress=False).images
+    [few] = evaluation_warnings(faces, 1000)  # faces, but only 16 of them
+    assert "only 16 images" in few
+    assert evaluation_warnings(faces.repeat(RELIABLE_COUNT // 16 + 1, 1, 1, 1), 1000) == []
+    noise = (torch.rand(RELIABLE_COUNT, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    [not_faces] = evaluation_warnings(noise, 1000)
+    assert "finds a face in only 0 of 48" in not_faces
+
+
 def test_diff_augment_is_seeded_differentiable_and_cuts_out():
     x = torch.full((8, 3, 32, 32), 0.5, requires_grad=True)
     a = diff_augment(x, ("color", "translation", "cutout"), torch.Generator().manual_seed(3))
