@@ -23,9 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scenes import HOLES, background_photos, make_scene  # noqa: E402
 
 from inpaint.checkpoint import checkpoint_or_default, load_checkpoint  # noqa: E402
-from inpaint.engine import choose_view, fill_images, model_pixels  # noqa: E402
+from inpaint.engine import FillRequest, choose_view, fill_images, model_pixels  # noqa: E402
 from inpaint.images import find_images, load_image  # noqa: E402
-from inpaint.search import SearchSettings  # noqa: E402
 
 
 def twelve_megapixels(face: np.ndarray, backgrounds: list[np.ndarray], rng: np.random.Generator):
@@ -83,7 +82,7 @@ def main() -> None:
     photo, holes = photos[0]
     image = Image.fromarray(photo)
     started = time.perf_counter()
-    [result] = fill_images(checkpoint, [(image, holes["eyes"])], SearchSettings())
+    [result] = fill_images(checkpoint, [(image, holes["eyes"])], FillRequest())
     print(f"\nwhole fill of one 12-megapixel photo, eyes hole ({holes['eyes'].sum():,} pixels), default settings: "
           f"{time.perf_counter() - started:.1f} s (framing: {result.framing}, square {result.view.side():.0f} px)")
 

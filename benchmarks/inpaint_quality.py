@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
-from inpaint.engine import fill_images
+from inpaint.engine import FillRequest, fill_images
 from inpaint.fileio import write_text_atomic
 from inpaint.grids import save_grid
 from inpaint.images import find_images
@@ -58,7 +58,7 @@ def fill_ours(checkpoint, faces: np.ndarray, holes: list[np.ndarray], settings: 
     raw, blended = [], []
     for start in range(0, len(faces), batch):
         items = [(Image.fromarray(faces[i]), holes[i]) for i in range(start, min(start + batch, len(faces)))]
-        for result in fill_images(checkpoint, items, settings, blend=True, crop="whole"):
+        for result in fill_images(checkpoint, items, FillRequest(settings, crop="whole")):
             raw.append(np.asarray(result.raw))
             blended.append(np.asarray(result.image))
     return raw, blended

@@ -38,7 +38,7 @@ from scenes import HOLES, background_photos, framing_error, make_scene  # noqa: 
 
 from inpaint import faces  # noqa: E402
 from inpaint.checkpoint import checkpoint_or_default, load_checkpoint  # noqa: E402
-from inpaint.engine import FillItem, face_template, fill_images  # noqa: E402
+from inpaint.engine import FillItem, FillRequest, face_template, fill_images  # noqa: E402
 from inpaint.face_metrics import face_descriptors, frechet_distance  # noqa: E402
 from inpaint.fileio import write_text_atomic  # noqa: E402
 from inpaint.framing import Framing, compose, hole_to_model, to_model  # noqa: E402
@@ -142,7 +142,7 @@ def main() -> None:
         aligned = []
         for start in range(0, len(scenes), args.batch):
             chunk = range(start, min(start + args.batch, len(scenes)))
-            aligned += [np.asarray(r.image) for r in fill_images(checkpoint, [(Image.fromarray(aligned_faces[i]), aligned_holes[i]) for i in chunk], settings, crop="whole")]
+            aligned += [np.asarray(r.image) for r in fill_images(checkpoint, [(Image.fromarray(aligned_faces[i]), aligned_holes[i]) for i in chunk], FillRequest(settings, crop="whole"))]
         row_aligned = {"psnr_hole": float(np.mean([psnr(f, a, h) for f, a, h in zip(aligned_faces, aligned, aligned_holes)]))}
         if scoring:
             row_aligned["frechet"] = frechet_distance(face_descriptors(torch.from_numpy(np.stack(aligned)).permute(0, 3, 1, 2)),
@@ -162,7 +162,7 @@ def main() -> None:
             ours, views = [], []
             for start in range(0, len(scenes), args.batch):
                 chunk = range(start, min(start + args.batch, len(scenes)))
-                for r in fill_images(checkpoint, [FillItem(Image.fromarray(photos[i]), holes[i]) for i in chunk], settings):
+                for r in fill_images(checkpoint, [FillItem(Image.fromarray(photos[i]), holes[i]) for i in chunk], FillRequest(settings)):
                     ours.append(np.asarray(r.image))
                     views.append(r.view.matrix if r.view is not None and r.view.how == "face" else None)
                 print(f"  {kind}/{variant}: {len(ours)}/{len(scenes)} photos, {time.perf_counter() - started:.0f} s", flush=True)
@@ -175,7 +175,7 @@ def main() -> None:
                     haar_views.append(view.matrix if view.how == "face" else None)
                     haar_items.append(FillItem(Image.fromarray(photo), hole, view=view))
                 for start in range(0, len(scenes), args.batch):
-                    haar_results += [np.asarray(r.image) for r in fill_images(checkpoint, haar_items[start:start + args.batch], settings)]
+                    haar_results += [np.asarray(r.image) for r in fill_images(checkpoint, haar_items[start:start + args.batch], FillRequest(settings))]
                 methods["haar"], framings["haar"] = haar_results, haar_views
             table = {}
             for name, completed in methods.items():

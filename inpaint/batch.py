@@ -18,21 +18,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from inpaint.checkpoint import Checkpoint
-from inpaint.engine import FaceBox, FillItem, fill_images
+from inpaint.engine import FaceBox, FillItem, FillRequest, fill_images
 from inpaint.errors import UserError
 from inpaint.fileio import remove_stale_temporaries, write_text_atomic
 from inpaint.images import check_photo_size, find_images, open_image, save_image
 from inpaint.jsonlog import append_record, parse_records
 from inpaint.locate import parse_face_box
 from inpaint.masks import load_mask, make_mask
-from inpaint.search import SearchSettings
 
 REPORT_FILE = "report.jsonl"
 MASK_SUFFIX = "_mask"
@@ -115,12 +114,12 @@ def run_batch(
     jobs: list[Job],
     out_dir: Path,
     masks: MaskSource,
-    settings: SearchSettings,
-    blend: bool = True,
+    request: FillRequest,
     batch_size: int = 16,
-    crop: str = "auto",
 ) -> Iterator[dict]:
-    """Inpaint the jobs, `batch_size` images per search; yields one report record per image."""
+    """Inpaint the jobs as `request` says, `batch_size` images per search; yields one report record
+    per image. Only the results are written, so the unblended pictures are never kept."""
+    request = replace(request, keep_raw=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
     report = out_dir / REPORT_FILE
@@ -134,7 +133,7 @@ def run_batch(
     def flush() -> Iterator[dict]:
         started = time.perf_counter()
         try:
-            results = fill_images(checkpoint, [FillItem(*item) for _, item in pending], settings, blend, crop, keep_raw=False)
+            results = fill_images(checkpoint, [FillItem(*item) for _, item in pending], request)
         except Exception as error:  # one bad batch must not end the run
             for job, _ in pending:
                 yield record({"input": str(job.source), "output": str(job.output), "status": "failed", "error": f"{type(error).__name__}: {error}"})

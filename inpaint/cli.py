@@ -125,7 +125,7 @@ def _fill(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from inpaint.engine import FillItem, describe_view, fill_images
+    from inpaint.engine import FillItem, FillRequest, describe_view, fill_images
     from inpaint.fileio import check_output
     from inpaint.images import (
         check_image_path,
@@ -161,8 +161,8 @@ def _fill(args: argparse.Namespace) -> int:
             bar.update(progress.iteration - bar.n)
             bar.set_postfix(context_loss=f"{progress.context_loss.min():.2f}")
 
-        [result] = fill_images(checkpoint, [FillItem(image, hole, face_box)], settings, blend=not args.no_blend, crop=args.crop, callback=report,
-                                   keep_raw=False)
+        request = FillRequest(settings, crop=args.crop, blend=not args.no_blend, keep_raw=False)
+        [result] = fill_images(checkpoint, [FillItem(image, hole, face_box)], request, callback=report)
     for note in result.notes:
         print(f"note: {note}")
     save_image(result.image, out)
@@ -179,6 +179,7 @@ def _batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from inpaint.batch import REPORT_FILE, MaskSource, plan_jobs, run_batch
+    from inpaint.engine import FillRequest
     from inpaint.fileio import check_output
 
     if args.mask_dir and args.mask_kind:
@@ -190,7 +191,8 @@ def _batch(args: argparse.Namespace) -> int:
     checkpoint = _load_for_search(args)
     counts: Counter[str] = Counter()
     with tqdm(total=len(jobs), unit="img", desc="inpainting") as bar:
-        for entry in run_batch(checkpoint, jobs, out_dir, masks, _search_settings(args), not args.no_blend, args.batch_size, args.crop):
+        request = FillRequest(_search_settings(args), crop=args.crop, blend=not args.no_blend)
+        for entry in run_batch(checkpoint, jobs, out_dir, masks, request, args.batch_size):
             counts[entry["status"]] += 1
             if entry["status"] == "failed":
                 bar.write(f"failed: {entry['error']}")

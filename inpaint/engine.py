@@ -44,6 +44,21 @@ NO_FACE_NOTE = ("no face owns the hole: the face model only draws faces, so it w
 FaceBox = tuple[float, float, float, float]  # x, y, width, height in photo pixels
 
 
+@dataclass(frozen=True)
+class FillRequest:
+    """How to fill, as the command line, the batch and the app all ask for it (the photos and
+    their holes are FillItems). Each field's help is what the front ends show."""
+
+    search: SearchSettings = field(default_factory=SearchSettings, metadata={"help": "the latent search (inpaint.search)"})
+    crop: str = field(default="auto", metadata={"help": "the square the model sees: auto, face, context, whole (CROP_MODES)"})
+    blend: bool = field(default=True, metadata={"help": "Poisson-blend the fill into the photo (else paste it as it is)"})
+    keep_raw: bool = field(default=True, metadata={"help": "also return the unblended picture (a full-size copy more)"})
+
+    def __post_init__(self) -> None:
+        if self.crop not in CROP_MODES:
+            raise UserError(f"crop must be one of {', '.join(CROP_MODES)}, not {self.crop!r}")
+
+
 @dataclass
 class FillItem:
     """One photo to fill. `face_box`: the face the hole belongs to, when the user knows better
@@ -242,15 +257,12 @@ def _unchanged(image: Image.Image) -> FillResult:
 def fill_images(
     checkpoint: Checkpoint,
     items: list[FillItem] | list[tuple[Image.Image, np.ndarray]],
-    settings: SearchSettings = SearchSettings(),
-    blend: bool = True,
-    crop: str = "auto",
+    request: FillRequest = FillRequest(),
     callback: Callable[[SearchProgress], bool | None] | None = None,
-    keep_raw: bool = True,
 ) -> list[FillResult]:
-    """Inpaint photos in one search batch: FillItems, or (image, hole) pairs. `keep_raw=False`
-    skips the unblended picture (one full-size copy less per photo, for callers that only save
-    the result)."""
+    """Inpaint photos in one search batch: FillItems, or (image, hole) pairs, as `request` says.
+    `callback` gets the search's progress (returning True stops it)."""
+    settings, blend, crop, keep_raw = request.search, request.blend, request.crop, request.keep_raw
     started = time.perf_counter()
     items = [item if isinstance(item, FillItem) else FillItem(*item) for item in items]
     outputs: list[FillResult | None] = [None] * len(items)

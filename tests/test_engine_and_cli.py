@@ -13,7 +13,7 @@ from PIL import Image
 from inpaint.batch import MaskSource, plan_jobs, run_batch
 from inpaint.checkpoint import load_checkpoint
 from inpaint.cli import main
-from inpaint.engine import fill_images
+from inpaint.engine import FillRequest, fill_images
 from inpaint.search import SearchSettings
 
 FAST = SearchSettings(iterations=5, restarts=2, top_k=2)
@@ -38,7 +38,7 @@ def test_crop_and_paste_changes_only_the_hole_and_keeps_size_and_mode(checkpoint
     image = photo(*size, mode=mode)
     hole = np.zeros((size[1], size[0]), dtype=bool)
     hole[size[1] // 3: size[1] // 2, size[0] // 4: size[0] // 2] = True
-    [result] = fill_images(checkpoint, [(image, hole)], FAST, blend=True)
+    [result] = fill_images(checkpoint, [(image, hole)], FillRequest(FAST, blend=True))
     for output in (result.raw, result.image, *result.candidates):
         assert output.size == image.size and output.mode == image.mode
         before, after = np.asarray(image), np.asarray(output)
@@ -51,7 +51,7 @@ def test_holes_at_the_border_and_the_context_crop(checkpoint):
     image = photo(300, 120)
     hole = np.zeros((120, 300), dtype=bool)
     hole[:, 280:] = True  # the right edge
-    [result] = fill_images(checkpoint, [(image, hole)], FAST, crop="context")
+    [result] = fill_images(checkpoint, [(image, hole)], FillRequest(FAST, crop="context"))
     assert result.framing == "context" and result.view.side() >= 20
     assert np.array_equal(np.asarray(image)[~hole], np.asarray(result.image)[~hole])
 
@@ -60,7 +60,7 @@ def test_a_very_large_photo_is_inpainted_at_full_size(checkpoint):
     image = photo(4000, 3000)  # 12 megapixels: only the square around the hole is resized for the model
     hole = np.zeros((3000, 4000), dtype=bool)
     hole[1400:1600, 2100:2400] = True
-    [result] = fill_images(checkpoint, [(image, hole)], FAST)
+    [result] = fill_images(checkpoint, [(image, hole)], FillRequest(FAST))
     assert result.image.size == (4000, 3000) and result.framing == "context"
     assert result.view.side() < 1000  # the model's square is cut around the hole, not the whole photo
     before, after = np.asarray(image), np.asarray(result.image)
@@ -69,7 +69,7 @@ def test_a_very_large_photo_is_inpainted_at_full_size(checkpoint):
 
 def test_empty_mask_returns_the_image_unchanged_with_a_notice(checkpoint):
     image = photo(40, 30)
-    [result] = fill_images(checkpoint, [(image, np.zeros((30, 40), dtype=bool))], FAST)
+    [result] = fill_images(checkpoint, [(image, np.zeros((30, 40), dtype=bool))], FillRequest(FAST))
     assert np.array_equal(np.asarray(result.image), np.asarray(image)) and "unchanged" in result.notes[0]
 
 
@@ -148,12 +148,12 @@ def test_interrupted_batch_resumes_without_redoing_finished_images(tmp_path, che
     make_tree(tmp_path / "in")
     masks = MaskSource()
     jobs = [j for j in plan_jobs(tmp_path / "in", tmp_path / "out", masks) if j.source.stem in ("one", "two", "three")]
-    records = run_batch(checkpoint, jobs, tmp_path / "out", masks, FAST, batch_size=1)
+    records = run_batch(checkpoint, jobs, tmp_path / "out", masks, FillRequest(FAST), batch_size=1)
     first = next(records)  # the run is interrupted after the first image
     records.close()
     done = Path(first["output"])
     stamp = (done.stat().st_mtime_ns, done.read_bytes())
-    rerun = list(run_batch(checkpoint, jobs, tmp_path / "out", masks, FAST, batch_size=1))
+    rerun = list(run_batch(checkpoint, jobs, tmp_path / "out", masks, FillRequest(FAST), batch_size=1))
     statuses = {Path(r["input"]).name: r["status"] for r in rerun}
     assert statuses[Path(first["input"]).name] == "done"
     assert sorted(statuses.values()) == ["done", "ok", "ok"]

@@ -17,7 +17,7 @@ from PIL import Image
 from inpaint import faces
 from inpaint.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
 from inpaint.cli import main
-from inpaint.engine import NO_FACE_NOTE, choose_view, face_template, fill_images
+from inpaint.engine import NO_FACE_NOTE, FillRequest, choose_view, face_template, fill_images
 from inpaint.errors import UserError
 from inpaint.framing import Framing, apply
 from inpaint.locate import FaceTemplate, find_face_framing, parse_face_box, photo_framing
@@ -124,7 +124,7 @@ def test_with_two_faces_the_one_the_hole_covers_is_framed(default):
 def test_a_hole_no_face_owns_gets_a_classical_fill_and_says_so(default, astronaut, tmp_path, capsys):
     hole = np.zeros(astronaut.shape[:2], bool)
     hole[60:110, 20:70] = True  # on the flag
-    [result] = fill_images(default, [(Image.fromarray(astronaut), hole)], FAST)
+    [result] = fill_images(default, [(Image.fromarray(astronaut), hole)], FillRequest(FAST))
     assert result.framing == "classical" and result.view is None and result.notes == [NO_FACE_NOTE]
     after = np.asarray(result.image)
     assert np.array_equal(after[~hole], astronaut[~hole]) and not np.array_equal(after[hole], astronaut[hole])
@@ -134,7 +134,7 @@ def test_a_hole_no_face_owns_gets_a_classical_fill_and_says_so(default, astronau
     assert main(["fill", str(source), "--mask", str(mask), "--out", str(tmp_path / "out.png"), "--iterations", "2"]) == 0
     out = capsys.readouterr().out
     assert "no face owns the hole" in out and "framing: classical" in out
-    [forced] = fill_images(default, [(Image.fromarray(astronaut), hole)], FAST, crop="context")
+    [forced] = fill_images(default, [(Image.fromarray(astronaut), hole)], FillRequest(FAST, crop="context"))
     assert forced.framing == "context"  # the user insists on the face model
 
 
@@ -144,13 +144,13 @@ def test_with_crop_face_a_photo_without_any_face_is_an_error(default, tmp_path, 
     hole[100:140, 150:260] = True
     with pytest.raises(UserError, match="no face owns the hole"):
         choose_view(default, flat, hole, crop="face")
-    [auto] = fill_images(default, [(Image.fromarray(flat), hole)], FAST)
+    [auto] = fill_images(default, [(Image.fromarray(flat), hole)], FillRequest(FAST))
     assert auto.framing == "classical"
 
 
 def test_pixels_outside_the_hole_never_change_on_a_face(default, astronaut):
     hole = eyes_hole(astronaut.shape)
-    [result] = fill_images(default, [(Image.fromarray(astronaut), hole)], FAST)
+    [result] = fill_images(default, [(Image.fromarray(astronaut), hole)], FillRequest(FAST))
     assert result.framing == "face" and result.view.side() > 140
     for picture in (result.image, result.raw, *result.candidates):
         assert np.array_equal(np.asarray(picture)[~hole], astronaut[~hole])

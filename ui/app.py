@@ -18,8 +18,9 @@ import torch
 from PIL import Image
 
 from inpaint import editor
+from inpaint.assets import checkpoints_folder, example_faces
 from inpaint.checkpoint import DEFAULT_CHECKPOINT, WEIGHTS_FILE, Checkpoint, list_snapshots, load_checkpoint, read_metadata
-from inpaint.engine import FillItem, choose_view, fill_images, model_pixels
+from inpaint.engine import FillItem, FillRequest, choose_view, fill_images, model_pixels
 from inpaint.framing import draw, to_model
 from inpaint.locate import parse_face_box
 from inpaint.grids import grid_image
@@ -36,7 +37,7 @@ from ui.editor_value import background_image, painted_mask
 from ui.scratch import Scratch
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "examples" / "faces").glob("*.jpg"))
+EXAMPLES = example_faces()
 CONCURRENCY = 2  # searches at once; more only queue up on a CPU
 # Requests waiting at once, over all endpoints (the two running do not count). A waiting request holds
 # no memory (its uploads are decoded when it starts), so the bound is the wait: a default inpainting
@@ -58,8 +59,8 @@ MAX_SAMPLES, MAX_FRAMES = 48, 24  # the sliders' ranges
 def find_checkpoints(runs: list[Path] | None = None) -> dict[str, Path]:
     """Shipped checkpoints under checkpoints/ and any run folders given on the command line."""
     found = {}
-    folder = ROOT / "checkpoints"
-    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+    folder = checkpoints_folder()
+    for path in sorted(folder.iterdir()) if folder is not None else []:
         if (path / WEIGHTS_FILE).is_file():
             found[path.name] = path
     for run in runs or []:
@@ -239,7 +240,7 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
         def work() -> None:
             try:
                 item = FillItem(image, hole, box, chosen)
-                events.put(fill_images(checkpoint, [item], settings, blend=bool(blend_on), crop=crop_mode, callback=report)[0])
+                events.put(fill_images(checkpoint, [item], FillRequest(settings, crop=crop_mode, blend=bool(blend_on)), callback=report)[0])
             except Exception as error:  # surfaced to the page below
                 events.put(error)
 
