@@ -27,6 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 import inpaint
+from inpaint.assets import default_checkpoint
 from inpaint.encoder import Encoder, EncoderConfig, EncoderNet
 from inpaint.errors import UserError
 from inpaint.fileio import atomic_path
@@ -325,7 +326,7 @@ def _check_header(path: Path, header: dict[str, str]) -> dict[str, Any]:
 
 
 # The shipped default face checkpoint, used whenever no --checkpoint is given.
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "celeba64"
+DEFAULT_CHECKPOINT = default_checkpoint()
 
 
 def checkpoint_or_default(path: str | Path | None) -> Path:
