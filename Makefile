@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: app test setup browser clean
+.PHONY: app test setup browser clean bench-gpu
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ browser:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "note: the browser test is skipped without Debian's chromium (apt-get install chromium)"; fi; }
+
+# The GPU check (issue 16): environment, CUDA tests, GPU benchmarks and the suite, under 8 minutes, logs in
+# $OUT or out/gpu-check/. No setup step: a GPU machine has its own torch (see benchmarks/gpu_check.sh).
+bench-gpu:
+	bash benchmarks/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) out

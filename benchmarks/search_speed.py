@@ -1,8 +1,9 @@
 """Latent-search speed: ms per iteration at several batch sizes and precisions, and the time to fill
 one 64×64 face and 64 faces with each start's default settings (random latents; the encoder's
-prediction when the checkpoint has an encoder).
+prediction when the checkpoint has an encoder), on the CPU or a GPU.
 
-  python benchmarks/search_speed.py [--checkpoint C] [--batches 1 16 64 256] [--iterations 20]
+  python benchmarks/search_speed.py [--checkpoint C] [--device auto|cpu|cuda] [--batches 1 16 64 256]
+                                    [--iterations 20] [--faces 64]
 """
 
 from __future__ import annotations
@@ -16,22 +17,34 @@ import torch
 from PIL import Image
 
 from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
-from inpaint.device import search_precision
-from inpaint.engine import fill_images
+from inpaint.device import device_name, search_precision, select_device
+from inpaint.engine import FillRequest, fill_images
 from inpaint.masks import make_mask
 from inpaint.search import SearchSettings, resolve_settings, search
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "faces"
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work: a GPU runs asynchronously, so a timer read without this
+    measures only how fast the host queued the kernels."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def per_iteration_ms(checkpoint, batch: int, precision: str, iterations: int) -> float:
     size = checkpoint.config.image_size
+    device = next(checkpoint.generator.parameters()).device
     images = torch.rand(batch, checkpoint.config.channels, size, size) * 2 - 1
     known = torch.from_numpy(~make_mask("centre", size, size)).float()[None, None].repeat(batch, 1, 1, 1)
     settings = SearchSettings(iterations=iterations, restarts=1, precision=precision, init="random", patience=0)
     search(checkpoint, images, known, replace(settings, iterations=3))  # warm-up
+    synchronize(device)
     started = time.perf_counter()
     search(checkpoint, images, known, settings)
+    synchronize(device)
     return (time.perf_counter() - started) / iterations * 1000
 
 
@@ -40,8 +53,12 @@ def main() -> None:
     parser.add_argument("--checkpoint")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--faces", type=int, default=64, help="faces in the batch fill (0: skip the fill timings)")
     args = parser.parse_args()
-    checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint))
+    device = select_device(args.device)
+    checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint), device=device)
+    print(f"device: {device} ({device_name(device)})")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {checkpoint.config.image_size}×{checkpoint.config.image_size}, checkpoint {checkpoint.path}")
     print("\nms per search iteration (G and D forward and backward to z), channels_last")
     print(f"{'batch':>6} {'fp32':>9} {'bf16':>9}")
@@ -49,26 +66,32 @@ def main() -> None:
         fp32 = per_iteration_ms(checkpoint, batch, "fp32", args.iterations)
         bf16 = per_iteration_ms(checkpoint, batch, "bf16", args.iterations)
         print(f"{batch:>6} {fp32:>9.1f} {bf16:>9.1f}", flush=True)
+    if args.faces <= 0:
+        return
 
     faces = sorted(EXAMPLES.glob("*.jpg"))
     size = checkpoint.config.image_size
     hole = make_mask("centre", size, size)
     one = [(Image.open(faces[0]).convert("RGB").resize((size, size)), hole)]
-    many = [(Image.open(faces[i % len(faces)]).convert("RGB").resize((size, size)), hole) for i in range(64)]
-    fill_images(checkpoint, one, SearchSettings(iterations=2))  # warm-up
+    many = [(Image.open(faces[i % len(faces)]).convert("RGB").resize((size, size)), hole) for i in range(args.faces)]
+    fill_images(checkpoint, one, FillRequest(SearchSettings(iterations=2)))  # warm-up
     print("\nfilling faces (centre hole) with the engine, start to finish")
-    print(f"{'start':>8} {'iterations × starts':>20} {'one face s':>11} {'64 faces s/face':>16}")
+    print(f"{'start':>8} {'iterations × starts':>20} {'one face s':>11} {f'{args.faces} faces s/face':>16}")
     starts = ["random"] + (["encoder"] if checkpoint.encoder is not None else [])
     for init in starts:
         settings = resolve_settings(checkpoint, SearchSettings(init=init))
+        synchronize(device)
         started = time.perf_counter()
-        fill_images(checkpoint, one, settings)
+        fill_images(checkpoint, one, FillRequest(settings))
+        synchronize(device)
         single = time.perf_counter() - started
         started = time.perf_counter()
-        fill_images(checkpoint, many, settings)
-        batch64 = (time.perf_counter() - started) / 64
-        print(f"{init:>8} {f'{settings.iterations} × {settings.restarts}':>20} {single:>11.2f} {batch64:>16.3f}", flush=True)
-    precision = search_precision(torch.device("cpu"), SearchSettings().precision)
+        fill_images(checkpoint, many, FillRequest(settings))
+        synchronize(device)
+        per_face = (time.perf_counter() - started) / args.faces
+        counts = f"{settings.iterations} × {settings.restarts}"
+        print(f"{init:>8} {counts:>20} {single:>11.2f} {per_face:>16.3f}", flush=True)
+    precision = search_precision(device, SearchSettings().precision)
     print(f"(defaults of each start, early stop after {SearchSettings().patience} iterations without improvement, precision {precision})")
 
 

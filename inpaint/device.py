@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,3 +117,18 @@ def limit_cpu_threads(concurrent: int = 1) -> int:
     elif chosen is None:
         torch.set_num_threads(cpu_threads(concurrent))
     return torch.get_num_threads()
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model (from /proc/cpuinfo on Linux)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "CPU"

@@ -23,13 +23,16 @@ from PIL import Image, ImageFile
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+pytest.importorskip("gradio", reason="the app needs gradio (not installed on this machine)")
+
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.utils import QueueError, Status  # noqa: E402
 
 import ui.app  # noqa: E402
+from inpaint.images import header_size  # noqa: E402
 from inpaint.search import SearchProgress  # noqa: E402
 from ui.app import Models, find_checkpoints, serve, stopped_status  # noqa: E402
-from ui.checks import APP_MAX_PIXELS, MAX_UPLOAD_BYTES, check_upload, header_size  # noqa: E402
+from ui.checks import APP_MAX_PIXELS, MAX_UPLOAD_BYTES, check_upload  # noqa: E402
 from ui.scratch import Scratch  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "faces" / "142124.jpg"

@@ -10,6 +10,8 @@ import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+pytest.importorskip("gradio", reason="the app needs gradio (not installed on this machine)")
+
 from ui.tour import CHROMIUM, tour  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it)")

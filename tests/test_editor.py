@@ -8,6 +8,7 @@ from PIL import Image
 
 from inpaint.checkpoint import load_checkpoint
 from inpaint.editor import (
+    Projection,
     arithmetic,
     concept,
     interpolate,
@@ -71,13 +72,30 @@ def test_interpolation_frames_and_gif(checkpoint, tmp_path):
 
 def test_projection_finds_a_latent_that_reproduces_a_generated_face():
     from inpaint.checkpoint import checkpoint_or_default
+    from inpaint.device import search_precision
 
-    checkpoint = load_checkpoint(checkpoint_or_default(None))  # a trained G: an untrained one draws flat grey
+    # A trained G (an untrained one draws flat grey), on the CPU even where there is a GPU
+    # (tests/test_cuda.py projects on the GPU).
+    checkpoint = load_checkpoint(checkpoint_or_default(None))
+    # What "auto" runs here: bf16 on a CPU with native bf16 instructions, else fp32.
+    precision = search_precision(torch.device("cpu"))
     target_z = latents_for_seeds(checkpoint, [11]) * 0.8
     [picture] = to_pil(generate(checkpoint, target_z))
-    start = project(checkpoint, picture, SearchSettings(iterations=0, restarts=4, lam=0.0))
-    found = project(checkpoint, picture, SearchSettings(iterations=80, restarts=4, lr=0.05, lam=0.0))
-    assert found.context_loss < 0.5 * start.context_loss
+
+    def ratio(chosen: str) -> tuple[float, Projection]:
+        start = project(checkpoint, picture, SearchSettings(iterations=0, restarts=4, lam=0.0, precision=chosen))
+        found = project(checkpoint, picture,
+                        SearchSettings(iterations=80, restarts=4, lr=0.05, lam=0.0, precision=chosen))
+        return found.context_loss / start.context_loss, found
+
+    # 80 steps bring the context loss to 0.16 of the start's in fp32 and 0.17 in bf16 (AMD EPYC).
+    # bf16 rounds G's output to 8 significant bits, which moves this sum of 12,288 absolute
+    # differences by well under 1%, so one bound serves both precisions: half the start's loss.
+    fraction, found = ratio(precision)
+    if fraction >= 0.5 and precision != "fp32":  # say whether bf16's CPU kernels are to blame
+        pytest.fail(f"projection in {precision} reached {fraction:.2f} of the start's context loss (fp32: "
+                    f"{ratio('fp32')[0]:.2f}); if fp32 converges, this CPU's bf16 convolutions are at fault")
+    assert fraction < 0.5, f"projection in {precision} reached {fraction:.2f} of the start's context loss"
     assert found.image.shape == (3, 64, 64) and found.z.abs().max() <= 1
     photo = to_pil(found.target[None])[0].resize((96, 64))  # a non-square photo is centre-cropped
     assert project(checkpoint, photo, SearchSettings(iterations=2, restarts=1)).target.shape == (3, 64, 64)

@@ -8,12 +8,15 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from inpaint.errors import UserError
+
 
 @dataclass(frozen=True)
 class World:
     rank: int = 0
     local_rank: int = 0
     size: int = 1
+    backend: str = ""  # "gloo" or "nccl"; empty for a world of one
 
     @property
     def is_main(self) -> bool:
@@ -25,18 +28,51 @@ class World:
         return self.size > 1
 
 
-def init_world(device_type: str) -> World:
-    """Join the process group torchrun describes in the environment (gloo on CPU, nccl on CUDA)."""
+def local_rank_from_env() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def local_world_size_from_env() -> int:
+    """The processes torchrun started on this machine (LOCAL_WORLD_SIZE; WORLD_SIZE if unset)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+
+
+def choose_backend(device_type: str, local_size: int, cuda_devices: int) -> str:
+    """nccl only when every process on this machine has a GPU of its own; gloo on the CPU and when
+    processes must share a GPU: NCCL refuses two ranks on one device (most likely why the children
+    of `torchrun --nproc_per_node 2` failed on a one-GPU machine, issue 16), while gloo reduces
+    CUDA tensors through host memory. The decision uses only what every rank of a machine sees alike
+    (the device kind, the process and GPU counts), so all ranks pick the same backend."""
+    if device_type != "cuda" or local_size > cuda_devices:
+        return "gloo"
+    return "nccl"
+
+
+def rank_device(local_rank: int, cuda_devices: int) -> torch.device:
+    """The GPU of a process: ranks take the visible GPUs in turn (cuda:{LOCAL_RANK % count})."""
+    return torch.device("cuda", local_rank % max(1, cuda_devices))
+
+
+def init_world(device: torch.device | str) -> World:
+    """Join the process group torchrun describes in the environment, on the backend choose_backend
+    picks for `device` (as select_device chose it for this rank)."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World()
+    device = torch.device(device)
+    local_rank, local_size = local_rank_from_env(), local_world_size_from_env()
+    count = torch.cuda.device_count() if device.type == "cuda" else 0
+    backend = choose_backend(device.type, local_size, count)
+    if device.type == "cuda":
+        expected = rank_device(local_rank, count)
+        if backend == "nccl" and local_size > 1 and device.index is not None and device != expected:
+            raise UserError(f"under torchrun each process takes its own GPU ({expected} for local rank {local_rank}); "
+                            f"use --device cuda or auto rather than {device}")
+        # Collectives run on the current device; without this every rank would work on cuda:0.
+        torch.cuda.set_device(expected if device.index is None else device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-    return World(rank=dist.get_rank(), local_rank=int(os.environ.get("LOCAL_RANK", "0")), size=size)
-
-
-def local_rank_from_env() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
+        dist.init_process_group(backend=backend)
+    return World(rank=dist.get_rank(), local_rank=local_rank, size=size, backend=backend)
 
 
 def all_reduce_(tensor: torch.Tensor, world: World, op: str = "sum") -> torch.Tensor:

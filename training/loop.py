@@ -6,11 +6,14 @@ resumed run draws exactly the batches, flips and noise an uninterrupted run woul
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import os
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,12 @@ from training.options import (
     save_options,
 )
 from training.plots import plot_losses
+
+# Exact resume on CUDA needs deterministic kernels (cuda_determinism below). cuBLAS is deterministic
+# only with a fixed workspace per stream: torch.use_deterministic_algorithms refuses cuBLAS calls
+# without this setting, and torch reads it once, when it first creates a cuBLAS workspace. So it is
+# set here, at import, before any training can touch CUDA; a value the user set is kept.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 SAMPLE_COUNT = 64
 # A stats line and a fresh samples/latest.png at least this often, whatever the step intervals: a slow
@@ -149,6 +158,28 @@ def _update_ema(average: torch.nn.Module, model: torch.nn.Module, decay: float) 
         mean.copy_(value)  # BatchNorm statistics follow the trained G
 
 
+@contextlib.contextmanager
+def cuda_determinism(device: torch.device) -> Iterator[None]:
+    """Deterministic kernels while training on CUDA, so a resumed run repeats an uninterrupted one
+    bit for bit (the CPU kernels already are). cuDNN otherwise picks convolution algorithms that
+    accumulate with atomics, or by timing (benchmark). warn_only: an operation without a
+    deterministic CUDA kernel warns rather than stopping a run (tests/test_cuda.py turns that
+    warning into a failure). INPAINT_CUDA_DETERMINISTIC=0 trades exactness for speed. The
+    process-wide settings are restored afterwards."""
+    if device.type != "cuda" or os.environ.get("INPAINT_CUDA_DETERMINISTIC", "1") == "0":
+        yield
+        return
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
+
+
 def resume_options(run_dir: Path, overrides: dict[str, Any]) -> TrainOptions:
     """The saved options of a run, with the given overrides (those that may change on resume)."""
     options = load_options(run_dir)
@@ -166,10 +197,11 @@ def train(options: TrainOptions, resume: bool = False, log=print, show_progress:
     run_dir = Path(options.out)
     device = select_device(options.device, local_rank_from_env())
     precision = check_precision(device, options.precision)
-    world = init_world(device.type)
+    world = init_world(device)
     say = log if world.is_main else (lambda *a, **k: None)
     try:
-        return _train(options, run_dir, resume, device, precision, world, say, show_progress and world.is_main)
+        with cuda_determinism(device):
+            return _train(options, run_dir, resume, device, precision, world, say, show_progress and world.is_main)
     finally:
         shutdown(world)
 
