@@ -33,7 +33,7 @@ from gradio_client.utils import QueueError  # noqa: E402
 from inpaint.checkpoint import checkpoint_or_default, resolve_checkpoint_path  # noqa: E402
 from inpaint.device import limit_cpu_threads  # noqa: E402
 from inpaint.search import SearchSettings, resolve_settings  # noqa: E402
-from ui.app import CONCURRENCY, QUEUE_SIZE, Models, find_checkpoints, serve  # noqa: E402
+from inpaint_ui.app import CONCURRENCY, QUEUE_SIZE, Models, find_checkpoints, serve  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ASTRONAUT = ROOT / "tests" / "data" / "astronaut.jpg"

@@ -85,7 +85,7 @@ for name in ("cv2", "gradio", "gradio_client", "dlib", "face_recognition_models"
     version = getattr(__import__(name), "__version__", "") if found and name in ("cv2", "pytest") else ""
     status = (version or "present") if found else "MISSING"
     print(f"  {name}: {status}")
-import training.loop  # sets the cuBLAS workspace for deterministic training
+import inpaint_training.loop  # sets the cuBLAS workspace for deterministic training
 print("CUBLAS_WORKSPACE_CONFIG", os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
 try:
     print(subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=20).stdout)

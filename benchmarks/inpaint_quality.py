@@ -40,7 +40,7 @@ from inpaint.search import (
     resolve_settings,
     search,
 )
-from training.data import decode_images
+from inpaint_training.data import decode_images
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "faces"
 MASKS = {"centre": {}, "pattern": {}, "random": {}, "half": {"side": "left"}}

@@ -35,8 +35,8 @@ from inpaint.device import (  # noqa: E402
     select_device,
 )
 from inpaint.models import Discriminator, Generator, ModelConfig  # noqa: E402
-from training.loop import cuda_determinism, train  # noqa: E402
-from training.options import TrainOptions  # noqa: E402
+from inpaint_training.loop import cuda_determinism, train  # noqa: E402
+from inpaint_training.options import TrainOptions  # noqa: E402
 
 
 def make_jpeg_folder(folder: Path, count: int) -> Path:

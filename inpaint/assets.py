@@ -3,12 +3,12 @@
 In a source checkout they are the repository's top-level `checkpoints/` and `examples/faces/`
 folders (the user-facing ones: retrain, export there). An installed wheel carries copies as
 package data (`inpaint_data.celeba64`, `inpaint_data.faces`; see pyproject.toml), found through
-importlib.resources when the source folders are not there.
+importlib when the source folders are not there.
 """
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 from pathlib import Path
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
@@ -16,12 +16,13 @@ DEFAULT_NAME = "celeba64"
 
 
 def _installed(package: str) -> Path | None:
+    """The folder an installed data package lies in (wheels install unpacked), or None."""
     try:
-        folder = importlib.resources.files(package)
+        spec = importlib.util.find_spec(package)
     except ModuleNotFoundError:
         return None
-    path = Path(str(folder))  # wheels install unpacked: a real folder
-    return path if path.is_dir() else None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return Path(locations[0]) if locations and Path(locations[0]).is_dir() else None
 
 
 def checkpoints_folder() -> Path | None:

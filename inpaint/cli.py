@@ -277,19 +277,19 @@ def _train_addition(args: argparse.Namespace, options_class, train, what: str) -
 
 
 def _train_framer(args: argparse.Namespace) -> int:
-    from training.framer import FramerOptions, train_framer
+    from inpaint_training.framer import FramerOptions, train_framer
 
     return _train_addition(args, FramerOptions, train_framer, "framer and face framing")
 
 
 def _train_encoder(args: argparse.Namespace) -> int:
-    from training.encoder import EncoderOptions, train_encoder
+    from inpaint_training.encoder import EncoderOptions, train_encoder
 
     return _train_addition(args, EncoderOptions, train_encoder, "inpainting encoder")
 
 
 def _app(args: argparse.Namespace) -> int:
-    from ui.app import launch
+    from inpaint_ui.app import launch
 
     if args.share:
         print("warning: --share publishes the app on a public link")
@@ -307,7 +307,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     from inpaint.images import find_images
     from inpaint.sampling import generate, latents_for_seed
-    from training.data import decode_images
+    from inpaint_training.data import decode_images
 
     if not Path(args.data).is_dir():
         raise UserError(f"{args.data}: folder does not exist")
@@ -332,7 +332,7 @@ def _export(args: argparse.Namespace) -> int:
     import json
 
     from inpaint.fileio import check_output
-    from training.export import export_run
+    from inpaint_training.export import export_run
 
     check_output(args.out, (args.run_dir, args.data), folder=True)
     facts = export_run(Path(args.run_dir), Path(args.out), args.storage, args.data, content=args.content)
@@ -342,14 +342,14 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from training.limits import ENCODER_LIMITS, FRAMER_LIMITS
+    from inpaint_training.limits import ENCODER_LIMITS, FRAMER_LIMITS
 
     parser = argparse.ArgumentParser(prog="inpaint", description="Semantic image inpainting and latent editing with a DCGAN.")
     parser.add_argument("--version", action="version", version=f"inpaint {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a DCGAN on a folder of images", description="Train a DCGAN on a folder of images.")
-    from training.cli import add_arguments
+    from inpaint_training.cli import add_arguments
 
     add_arguments(train)
 
@@ -469,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
                 "train-framer": _train_framer, "train-encoder": _train_encoder}
     try:
         if args.command == "train":
-            from training.cli import run
+            from inpaint_training.cli import run
 
             return run(args)
         if args.command in ("fill", "batch", "edit", "sample"):  # the app sets its own (ui.app.launch)

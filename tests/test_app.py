@@ -17,7 +17,7 @@ pytest.importorskip("gradio", reason="the app needs gradio (not installed on thi
 
 from gradio_client import Client, handle_file  # noqa: E402
 
-from ui.app import MAX_UPLOAD, Models, find_checkpoints, serve  # noqa: E402
+from inpaint_ui.app import MAX_UPLOAD, Models, find_checkpoints, serve  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "faces" / "142124.jpg"
 MODEL = "run: tiny"
@@ -110,7 +110,7 @@ def test_no_endpoint_reads_a_server_path(client, painted):
 def test_uploads_over_the_limit_and_non_images_are_refused(client, tmp_path):
     import httpx
 
-    from ui.checks import MAX_TRANSFER_BYTES
+    from inpaint_ui.checks import MAX_TRANSFER_BYTES
 
     assert MAX_UPLOAD == "20mb"
     big = tmp_path / "big.png"

@@ -28,12 +28,12 @@ pytest.importorskip("gradio", reason="the app needs gradio (not installed on thi
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.utils import QueueError, Status  # noqa: E402
 
-import ui.app  # noqa: E402
+import inpaint_ui.app  # noqa: E402
 from inpaint.images import header_size  # noqa: E402
 from inpaint.search import SearchProgress  # noqa: E402
-from ui.app import Models, find_checkpoints, serve, stopped_status  # noqa: E402
-from ui.checks import APP_MAX_PIXELS, MAX_UPLOAD_BYTES, check_upload  # noqa: E402
-from ui.scratch import Scratch  # noqa: E402
+from inpaint_ui.app import Models, find_checkpoints, serve, stopped_status  # noqa: E402
+from inpaint_ui.checks import APP_MAX_PIXELS, MAX_UPLOAD_BYTES, check_upload  # noqa: E402
+from inpaint_ui.scratch import Scratch  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "faces" / "142124.jpg"
 MODEL = "run: tiny"
@@ -313,7 +313,7 @@ def test_scratch_prunes_old_files_and_goes_at_exit(tmp_path, monkeypatch):
 
 def test_gradio_cache_is_cleaned_on_a_schedule(server):
     app = server[0]
-    assert app.delete_cache == ui.app.CACHE_CLEANUP
+    assert app.delete_cache == inpaint_ui.app.CACHE_CLEANUP
 
 
 # --- Stop ------------------------------------------------------------------------------------------
@@ -337,7 +337,7 @@ class _SlowSearch:
         self.started = threading.Event()
         self.calls = 0
 
-    def __call__(self, checkpoint, items, settings, blend, crop, callback, iterations=2000):
+    def __call__(self, checkpoint, items, request, callback, iterations=2000):
         self.calls += 1
         size, channels = checkpoint.config.image_size, checkpoint.config.channels
         for iteration in range(1, iterations + 1):
@@ -366,7 +366,7 @@ def test_stop_button_says_stopped_and_ends_the_search(server, client, files, mon
     assert "cancel-waiting" in then["js"]  # then the page cancels a request still waiting, if none ran
     assert [on("run")[0]["id"]] in [d["cancels"] for d in on("cancel-waiting")]
     search = _SlowSearch()
-    monkeypatch.setattr(ui.app, "fill_images", search)
+    monkeypatch.setattr(inpaint_ui.app, "fill_images", search)
     job = client.submit(MODEL, _editor(files), "painted", "auto", "", 2000, 1, 0.003, 0, True, "auto",
                         api_name="/inpaint")
     assert search.started.wait(60)
@@ -416,8 +416,8 @@ def test_a_full_queue_refuses_clearly_and_the_waiting_see_their_place(tiny_check
     try:
         client = Client(url, verbose=False)
         args = (MODEL, _editor(files), "painted", "auto", "", 10, 1, 0.003, 0, True, "auto")
-        running = [client.submit(*args, api_name="/inpaint") for _ in range(ui.app.CONCURRENCY)]
-        assert _wait_for(lambda: models.waiting == ui.app.CONCURRENCY)
+        running = [client.submit(*args, api_name="/inpaint") for _ in range(inpaint_ui.app.CONCURRENCY)]
+        assert _wait_for(lambda: models.waiting == inpaint_ui.app.CONCURRENCY)
         waiting = client.submit(*args, api_name="/inpaint")
         assert _wait_for(lambda: waiting.status().code == Status.IN_QUEUE and waiting.status().rank is not None)
         assert waiting.status().rank == 0  # its place in the queue, shown on the page with the estimated wait
@@ -438,7 +438,7 @@ def test_a_full_queue_refuses_clearly_and_the_waiting_see_their_place(tiny_check
 # --- In a browser ----------------------------------------------------------------------------------
 
 def _chromium() -> str | None:
-    from ui.tour import CHROMIUM
+    from inpaint_ui.tour import CHROMIUM
 
     try:
         import playwright  # noqa: F401
@@ -452,7 +452,7 @@ def _chromium() -> str | None:
 def test_in_a_browser_bad_files_are_refused_at_once_and_stop_says_stopped(server, files, tmp_path, monkeypatch):
     from playwright.sync_api import sync_playwright
 
-    from ui.tour import ARGS
+    from inpaint_ui.tour import ARGS
 
     url = server[1].src
     big = tmp_path / "big.png"
@@ -460,7 +460,7 @@ def test_in_a_browser_bad_files_are_refused_at_once_and_stop_says_stopped(server
         handle.write(_png_header(64, 48))
         handle.truncate(21 * 1024 * 1024)
     search = _SlowSearch()
-    monkeypatch.setattr(ui.app, "fill_images", search)
+    monkeypatch.setattr(inpaint_ui.app, "fill_images", search)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=_chromium(), args=ARGS)
         try:
@@ -506,8 +506,8 @@ def test_in_a_browser_bad_files_are_refused_at_once_and_stop_says_stopped(server
             # Stop while waiting in the queue behind two running requests: the request is cancelled, never run.
             client = server[1]
             busy = [client.submit(MODEL, _editor(files), "painted", "auto", "", 2000, 1, 0.003, 0, True, "auto",
-                                  api_name="/inpaint") for _ in range(ui.app.CONCURRENCY)]
-            assert _wait_for(lambda: search.calls == 1 + ui.app.CONCURRENCY)
+                                  api_name="/inpaint") for _ in range(inpaint_ui.app.CONCURRENCY)]
+            assert _wait_for(lambda: search.calls == 1 + inpaint_ui.app.CONCURRENCY)
             page.locator("#run").click()
             page.wait_for_timeout(2000)
             page.locator("#stop").click()
@@ -515,7 +515,7 @@ def test_in_a_browser_bad_files_are_refused_at_once_and_stop_says_stopped(server
             for job in busy:
                 job.cancel()
             page.wait_for_timeout(3000)
-            assert search.calls == 1 + ui.app.CONCURRENCY  # the waiting request never started
+            assert search.calls == 1 + inpaint_ui.app.CONCURRENCY  # the waiting request never started
 
             page.get_by_role("tab", name="Edit").click()  # the Edit tab's checked fields work in a page too
             page.locator("#show-samples").click()

@@ -114,9 +114,9 @@ def prepared(tiny_checkpoint_path, tmp_path_factory) -> Path:
     import torch
 
     from inpaint.checkpoint import load_checkpoint, save_checkpoint
-    from training.dry_run import write_synthetic_images
-    from training.loop import train
-    from training.options import OPTIONS_FILE, TrainOptions
+    from inpaint_training.dry_run import write_synthetic_images
+    from inpaint_training.loop import train
+    from inpaint_training.options import OPTIONS_FILE, TrainOptions
 
     root = tmp_path_factory.mktemp("prepared")
     _photo(40, 40).save(root / "face.png")

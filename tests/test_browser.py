@@ -12,13 +12,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 pytest.importorskip("gradio", reason="the app needs gradio (not installed on this machine)")
 
-from ui.tour import CHROMIUM, tour  # noqa: E402
+from inpaint_ui.tour import CHROMIUM, tour  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it)")
 
 
 def test_upload_paint_inpaint_interpolate(tiny_checkpoint_path, tmp_path):
-    from ui.app import Models, find_checkpoints, serve
+    from inpaint_ui.app import Models, find_checkpoints, serve
 
     folder = tmp_path / "models" / "tiny"
     folder.mkdir(parents=True)

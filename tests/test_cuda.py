@@ -23,10 +23,10 @@ from inpaint.device import device_name, search_precision
 from inpaint.errors import UserError
 from inpaint.masks import make_mask
 from inpaint.search import SearchSettings, search
-from training.distributed import World, choose_backend, init_world, rank_device
-from training.dry_run import write_synthetic_images
-from training.loop import cuda_determinism, train
-from training.options import TrainOptions
+from inpaint_training.distributed import World, choose_backend, init_world, rank_device
+from inpaint_training.dry_run import write_synthetic_images
+from inpaint_training.loop import cuda_determinism, train
+from inpaint_training.options import TrainOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 FACES = sorted((ROOT / "examples" / "faces").glob("*.jpg"))

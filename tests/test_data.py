@@ -1,4 +1,4 @@
-"""training.data.load_image_folder: a folder of mixed files becomes one (N, C, S, S) uint8 tensor."""
+"""inpaint_training.data.load_image_folder: a folder of mixed files becomes one (N, C, S, S) uint8 tensor."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from PIL import Image
 
 from inpaint.errors import UserError
 from inpaint.images import find_images
-from training.data import load_image_folder
+from inpaint_training.data import load_image_folder
 
 
 def load(folder, size=32, channels=3, **options):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from inpaint.errors import UserError
-from ui.editor_value import background_image, painted_mask
+from inpaint_ui.editor_value import background_image, painted_mask
 
 
 def rgba(h: int, w: int, value: int = 0, alpha: int = 255) -> np.ndarray:

@@ -13,7 +13,7 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-import training.encoder as encoder_training
+import inpaint_training.encoder as encoder_training
 from inpaint.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from inpaint.cli import main
 from inpaint.encoder import EncoderConfig, EncoderNet
@@ -22,7 +22,7 @@ from inpaint.latent import LatentPrior
 from inpaint.masks import make_mask
 from inpaint.models import Discriminator, Generator, ModelConfig
 from inpaint.search import SearchSettings, search
-from training.encoder import EncoderOptions, random_hole, train_encoder
+from inpaint_training.encoder import EncoderOptions, random_hole, train_encoder
 
 CONFIG = ModelConfig(image_size=32, g_width=8, d_width=8, latent_dim=12)
 

@@ -14,13 +14,13 @@ import torch
 from inpaint.checkpoint import load_checkpoint
 from inpaint.cli import build_parser, main
 from inpaint.face_metrics import frechet_distance
-from training.augment import diff_augment
-from training.cli import _given
-from training.data import load_image_folder
-from training.dry_run import write_synthetic_images
-from training.export import export_run, nearest_training_images, options_as_command
-from training.loop import train
-from training.options import TrainOptions
+from inpaint_training.augment import diff_augment
+from inpaint_training.cli import _given
+from inpaint_training.data import load_image_folder
+from inpaint_training.dry_run import write_synthetic_images
+from inpaint_training.export import export_run, nearest_training_images, options_as_command
+from inpaint_training.loop import train
+from inpaint_training.options import TrainOptions
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "faces"
 QUIET = {"show_progress": False, "log": lambda *a: None}
@@ -96,7 +96,7 @@ def test_stabilised_run_resumes_exactly(synthetic, tmp_path):
     for x, y in zip(a.generator.state_dict().values(), b.generator.state_dict().values()):
         assert torch.equal(x, y)
     # The checkpoint holds the averaged G, which differs from the raw G kept for resuming.
-    from training.run_dir import latest_snapshot, load_state
+    from inpaint_training.run_dir import latest_snapshot, load_state
 
     raw = load_state(latest_snapshot(tmp_path / "whole")[2])["generator_raw"]
     assert any(not torch.equal(raw[k], v) for k, v in a.generator.state_dict().items() if v.is_floating_point())

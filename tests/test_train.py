@@ -16,9 +16,9 @@ import torch
 from inpaint.checkpoint import list_snapshots, load_checkpoint
 from inpaint.cli import main
 from inpaint.errors import UserError
-from training.dry_run import write_synthetic_images
-from training.loop import NonFiniteLoss, train
-from training.options import TrainOptions
+from inpaint_training.dry_run import write_synthetic_images
+from inpaint_training.loop import NonFiniteLoss, train
+from inpaint_training.options import TrainOptions
 
 TINY = ["--image-size", "32", "--g-width", "8", "--d-width", "8", "--batch-size", "4", "--log-every", "1"]
 
@@ -171,6 +171,8 @@ def test_ctrl_c_saves_a_snapshot_that_resumes(synthetic_folder, tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_processes_train_the_same_weights(synthetic_folder, tmp_path):
+    # --device auto: on the CPU, or on the GPUs; where there are fewer GPUs than the two processes,
+    # they share one through gloo, as NCCL refuses two ranks on one device (training.distributed).
     run_dir = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(

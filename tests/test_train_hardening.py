@@ -22,14 +22,14 @@ from inpaint.cli import main
 from inpaint.errors import UserError
 from inpaint.fileio import atomic_path
 from test_train import TINY, all_weights, tiny_options
-from training import loop
-from training.dry_run import write_synthetic_images
-from training.encoder import EncoderOptions
-from training.export import export_run
-from training.framer import FramerOptions
-from training.loop import step_seed, train
-from training.options import OPTIONS_FILE, TrainOptions
-from training.run_dir import STATS_FILE, StatsLog, latest_snapshot, read_stats, remove_leftovers
+from inpaint_training import loop
+from inpaint_training.dry_run import write_synthetic_images
+from inpaint_training.encoder import EncoderOptions
+from inpaint_training.export import export_run
+from inpaint_training.framer import FramerOptions
+from inpaint_training.loop import step_seed, train
+from inpaint_training.options import OPTIONS_FILE, TrainOptions
+from inpaint_training.run_dir import STATS_FILE, StatsLog, latest_snapshot, read_stats, remove_leftovers
 
 QUIET = dict(show_progress=False, log=lambda *a: None)
 
@@ -290,7 +290,7 @@ def die():
 
 
 if fault == "stats":
-    from training import run_dir
+    from inpaint_training import run_dir
 
     append = run_dir.StatsLog.append
 
@@ -319,7 +319,7 @@ elif fault == "state":
     torch.save = half_saved
 elif fault == "weights":
     from inpaint.fileio import atomic_path
-    from training import run_dir
+    from inpaint_training import run_dir
 
     save_checkpoint = run_dir.save_checkpoint
 
@@ -333,7 +333,7 @@ elif fault == "weights":
     run_dir.save_checkpoint = half_written
 elif fault == "samples":
     from inpaint.fileio import atomic_path
-    from training import loop
+    from inpaint_training import loop
 
     save_grid = loop.save_grid
 

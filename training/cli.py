@@ -14,8 +14,8 @@ from inpaint.device import PRECISIONS
 from inpaint.fileio import check_output
 from inpaint.latent import PRIOR_KINDS
 from inpaint.models import SUPPORTED_IMAGE_SIZES
-from training.limits import TRAIN_LIMITS
-from training.options import DEFAULT_EPOCHS, TrainOptions
+from inpaint_training.limits import TRAIN_LIMITS
+from inpaint_training.options import DEFAULT_EPOCHS, TrainOptions
 
 _DEFAULTS = TrainOptions()
 
@@ -82,14 +82,14 @@ def _given(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from inpaint.errors import UserError
-    from training.loop import NonFiniteLoss, resume_options, train
+    from inpaint_training.loop import NonFiniteLoss, resume_options, train
 
     given = _given(args)
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
     report = print if main_process else (lambda *a, **k: None)
     try:
         if args.dry_run:
-            from training.dry_run import dry_run_options
+            from inpaint_training.dry_run import dry_run_options
 
             with tempfile.TemporaryDirectory(prefix="inpaint-dry-run-") as tmp:
                 options = dry_run_options(Path(tmp), args.out)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training.options import TrainOptions
+from inpaint_training.options import TrainOptions
 
 
 def write_synthetic_images(folder: Path, count: int = 32, size: int = 48, seed: int = 0) -> Path:

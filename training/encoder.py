@@ -43,9 +43,9 @@ from inpaint.grids import save_grid
 from inpaint.locate import FaceTemplate
 from inpaint.masks import half_mask, make_mask, stroke_mask
 from inpaint.metrics import psnr
-from training.data import decode_images
-from training.limits import ENCODER_LIMITS, check_all, flag
-from training.run_dir import NetworkState, StatsLog, remove_leftovers, split_files
+from inpaint_training.data import decode_images
+from inpaint_training.limits import ENCODER_LIMITS, check_all, flag
+from inpaint_training.run_dir import NetworkState, StatsLog, remove_leftovers, split_files
 
 STATE_FILE = "encoder-state.pt"
 OPTIONS_FILE = "encoder_options.json"

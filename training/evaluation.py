@@ -10,7 +10,7 @@ from inpaint.checkpoint import model_to_unit
 from inpaint.face_metrics import face_descriptors, frechet_distance
 from inpaint.latent import LatentPrior
 from inpaint.models import Generator
-from training.data import decode_images
+from inpaint_training.data import decode_images
 
 
 class FaceFrechetEvaluator:

@@ -37,10 +37,10 @@ from inpaint.fileio import write_text_atomic
 from inpaint.grids import save_grid
 from inpaint.locate import measure_template
 from inpaint.sampling import generate, latents_for_seed
-from training.data import load_image_folder
-from training.options import TrainOptions, load_options
-from training.plots import plot_losses
-from training.run_dir import STATS_FILE, read_stats
+from inpaint_training.data import load_image_folder
+from inpaint_training.options import TrainOptions, load_options
+from inpaint_training.plots import plot_losses
+from inpaint_training.run_dir import STATS_FILE, read_stats
 
 STORAGE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

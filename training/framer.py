@@ -43,9 +43,9 @@ from inpaint.framer import INPUT, REFERENCE, FramerConfig, FramerNet
 from inpaint.framing import compose, resize_map
 from inpaint.locate import FaceTemplate, measure_template
 from inpaint.masks import stroke_mask
-from training.data import decode_images
-from training.limits import FRAMER_LIMITS, check_all, flag
-from training.run_dir import NetworkState, StatsLog, remove_leftovers, split_files
+from inpaint_training.data import decode_images
+from inpaint_training.limits import FRAMER_LIMITS, check_all, flag
+from inpaint_training.run_dir import NetworkState, StatsLog, remove_leftovers, split_files
 
 CONTEXT = 1.25  # each training face keeps surroundings up to this many model squares wide
 STATE_FILE = "framer-state.pt"
@@ -77,7 +77,7 @@ class FramerOptions:
 # --- The synthetic examples ----------------------------------------------------------------------
 
 class Examples:
-    """Batches of (views (N, 4, 64, 64), reference points (N, 6), face (N,)) from training faces."""
+    """Batches of (views (N, 4, 64, 64), reference points (N, 6), face (N,)) from inpaint_training faces."""
 
     def __init__(self, canvases: torch.Tensor, size: int, template: FaceTemplate) -> None:
         self.canvases = canvases  # (N, 4, K, K) uint8: RGB and validity, the model square in the middle

@@ -37,10 +37,10 @@ from inpaint.errors import UserError
 from inpaint.grids import save_grid
 from inpaint.latent import LatentPrior
 from inpaint.models import Discriminator, Generator
-from training import run_dir as rd
-from training.augment import diff_augment
-from training.data import ImageSet, load_image_folder
-from training.distributed import (
+from inpaint_training import run_dir as rd
+from inpaint_training.augment import diff_augment
+from inpaint_training.data import ImageSet, load_image_folder
+from inpaint_training.distributed import (
     World,
     all_gather_floats,
     all_reduce_,
@@ -48,15 +48,15 @@ from training.distributed import (
     local_rank_from_env,
     shutdown,
 )
-from training.evaluation import FaceFrechetEvaluator
-from training.options import (
+from inpaint_training.evaluation import FaceFrechetEvaluator
+from inpaint_training.options import (
     DEFAULT_EPOCHS,
     FIXED_ON_RESUME,
     TrainOptions,
     load_options,
     save_options,
 )
-from training.plots import plot_losses
+from inpaint_training.plots import plot_losses
 
 # Exact resume on CUDA needs deterministic kernels (cuda_determinism below). cuBLAS is deterministic
 # only with a fixed workspace per stream: torch.use_deterministic_algorithms refuses cuBLAS calls

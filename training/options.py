@@ -11,7 +11,7 @@ from inpaint.errors import UserError
 from inpaint.fileio import write_text_atomic
 from inpaint.latent import LatentPrior
 from inpaint.models import ModelConfig
-from training.limits import TRAIN_LIMITS, check_all, flag
+from inpaint_training.limits import TRAIN_LIMITS, check_all, flag
 
 OPTIONS_FILE = "training_options.json"
 DEFAULT_EPOCHS = 25
@@ -76,7 +76,7 @@ class TrainOptions:
             LatentPrior(self.prior)
         except UserError as error:
             raise UserError(f"{source}: {error}" if source is not None else str(error)) from None
-        from training.augment import POLICIES
+        from inpaint_training.augment import POLICIES
 
         unknown = set(self.diffaug_policy()) - set(POLICIES)
         if unknown:

@@ -30,11 +30,11 @@ from inpaint.sampling import generate
 from inpaint.device import limit_cpu_threads
 from inpaint.search import INITS, SearchProgress, SearchSettings, resolve_settings
 from inpaint.validate import SEED_MAX
-from ui.checks import MAX_UPLOAD  # noqa: F401 (the upload limit, named where the app is)
-from ui.checks import (MAX_TRANSFER, checked, checked_choice, checked_editor, checked_number, checked_photo,
+from inpaint_ui.checks import MAX_UPLOAD  # noqa: F401 (the upload limit, named where the app is)
+from inpaint_ui.checks import (MAX_TRANSFER, checked, checked_choice, checked_editor, checked_number, checked_photo,
                        read_upload, refuse, upload_guard_head)
-from ui.editor_value import background_image, painted_mask
-from ui.scratch import Scratch
+from inpaint_ui.editor_value import background_image, painted_mask
+from inpaint_ui.scratch import Scratch
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = example_faces()

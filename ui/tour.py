@@ -2,7 +2,7 @@
 arithmetic, interpolate; then (for the docs) paint over the astronaut's eyes and inpaint.
 
 Used by the browser test, and to make the screenshots in docs/:
-  python -m ui.tour --out docs/screenshots        # launches the app with the default checkpoint
+  python -m inpaint_ui.tour --out docs/screenshots        # launches the app with the default checkpoint
 Needs Debian's chromium (/usr/bin/chromium) and the playwright Python package (no browser download).
 """
 
@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--out", default="docs/screenshots")
     args = parser.parse_args()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from ui.app import Models, find_checkpoints, serve
+    from inpaint_ui.app import Models, find_checkpoints, serve
 
     app, url = serve(Models(find_checkpoints()), block=False)
     try:
