@@ -9,9 +9,9 @@
 #   bash benchmarks/gpu_check.sh --device cpu --quick # a tiny subset on the CPU: a smoke test of this script
 #
 # Options (or environment): --device cuda|cpu (GPU_CHECK_DEVICE, default cuda), --quick (GPU_CHECK_QUICK=1).
-# PYTHON picks the interpreter (default: the first of .venv/bin/python, python3, python with torch). The tree is put
-# on PYTHONPATH, so it runs without `pip install -e .`; without gradio, the app's test files are left out
-# (they import it at the top), and dlib's tests skip themselves.
+# PYTHON picks the interpreter (default: the first of .venv/bin/python, python3, python with torch). The project
+# is installed into it (`pip install --no-deps --no-build-isolation -e .`: no network needed) unless it already
+# is; without gradio, the app's test files skip themselves, and so do dlib's.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,7 +36,11 @@ LOGS=${OUT:-$ROOT/out/gpu-check}
 mkdir -p "$LOGS"
 SUMMARY=$LOGS/summary.txt
 BUDGET=${GPU_CHECK_BUDGET:-450}
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 GRADIO_ANALYTICS_ENABLED=False
+export PYTHONUNBUFFERED=1 GRADIO_ANALYTICS_ENABLED=False
+if ! "$PYTHON" -c "import inpaint_training" >/dev/null 2>&1; then  # training/ installs as inpaint_training
+  "$PYTHON" -m pip install --no-deps --no-build-isolation -q -e "$ROOT" >"$LOGS/install.log" 2>&1 \
+    || { echo "installing the project failed: see $LOGS/install.log" >&2; exit 2; }
+fi
 STARTED=$SECONDS
 : >"$SUMMARY"
 echo "gpu check: device $DEVICE, quick $QUICK, python $PYTHON, logs in $LOGS, budget ${BUDGET}s" | tee -a "$SUMMARY"
@@ -97,7 +101,7 @@ except (OSError, subprocess.SubprocessError) as error:
 # without it, and one collection error stops the whole run: leave them out.
 IGNORES=()
 if ! "$PYTHON" -c "import gradio, gradio_client" >/dev/null 2>&1; then
-  for file in $(grep -l -E '^(from|import) (gradio|gradio_client|ui\.app|ui\.tour)\b' tests/test_*.py); do
+  for file in $(grep -l -E '^(from|import) (gradio|gradio_client|inpaint_ui\.(app|tour|checks|scratch))\b' tests/test_*.py); do
     IGNORES+=("--ignore=$file")
   done
   echo "no gradio: leaving out ${IGNORES[*]}" | tee -a "$SUMMARY"
