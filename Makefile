@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: app test setup browser clean bench-gpu
+.PHONY: app test lint setup browser clean bench-gpu
 
 setup: $(STAMP)
 
@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml
 app: $(STAMP)
 	$(BIN)/inpaint app
 
-test: $(STAMP) browser
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest
+
+# The linter and the formatter's check (settings in pyproject.toml): part of `make test`.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The browser test drives Debian's chromium (never a downloaded browser); installed when we can.
 browser:

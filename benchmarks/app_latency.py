@@ -51,20 +51,41 @@ def main() -> None:
         layer = np.zeros((photo.height, photo.width, 4), np.uint8)
         layer[EYES] = 255
         Image.fromarray(layer).save(folder / "layer.png")
-        value = {"background": handle_file(str(folder / "background.png")), "layers": [handle_file(str(folder / "layer.png"))],
-                 "composite": handle_file(str(folder / "background.png"))}
+        value = {
+            "background": handle_file(str(folder / "background.png")),
+            "layers": [handle_file(str(folder / "layer.png"))],
+            "composite": handle_file(str(folder / "background.png")),
+        }
         app, url = serve(models, block=False)
         try:
             client = Client(url, verbose=False)
-            print(f"astronaut 512×512, eyes painted over; {settings.init} start, {settings.iterations} iterations × {settings.restarts} "
-                  f"starts (early stop after {settings.patience}); {threads} threads per search")
+            print(
+                f"astronaut 512×512, eyes painted over; {settings.init} start, "
+                f"{settings.iterations} iterations × {settings.restarts} "
+                f"starts (early stop after {settings.patience}); {threads} threads per search"
+            )
             for attempt in range(args.repeats + 1):
                 started = time.perf_counter()
-                outputs = client.predict(name, value, "painted", "auto", "", settings.iterations, settings.restarts, settings.lam, 0, True,
-                                         "auto", api_name="/inpaint")
+                outputs = client.predict(
+                    name,
+                    value,
+                    "painted",
+                    "auto",
+                    "",
+                    settings.iterations,
+                    settings.restarts,
+                    settings.lam,
+                    0,
+                    True,
+                    "auto",
+                    api_name="/inpaint",
+                )
                 seconds = time.perf_counter() - started
                 status = outputs[5].splitlines()[-1]
-                print(f"{'first request (loads the model)' if attempt == 0 else f'request {attempt}'}: {seconds:.2f} s; status: {status}")
+                print(
+                    f"{'first request (loads the model)' if attempt == 0 else f'request {attempt}'}: "
+                    f"{seconds:.2f} s; status: {status}"
+                )
         finally:
             app.close()
 

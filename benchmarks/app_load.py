@@ -99,16 +99,31 @@ def main() -> None:
         Image.fromarray(layer).save(folder / "layer.png")
         background = handle_file(str(folder / "background.png"))
         value = {"background": background, "layers": [handle_file(str(folder / "layer.png"))], "composite": background}
-        request = (name, value, "painted", "auto", "", settings.iterations, settings.restarts, settings.lam, 0, True,
-                   "auto")
+        request = (
+            name,
+            value,
+            "painted",
+            "auto",
+            "",
+            settings.iterations,
+            settings.restarts,
+            settings.lam,
+            0,
+            True,
+            "auto",
+        )
         app, url = serve(models, block=False, queue_size=args.queue_size)
         try:
             Client(url, verbose=False).predict(*request, api_name="/inpaint")  # load the model before timing
-            print(f"astronaut 512×512, eyes painted over; {settings.init} start, {settings.iterations} iterations × "
-                  f"{settings.restarts} starts; {CONCURRENCY} searches at once, {args.queue_size} waiting at most; "
-                  f"{threads} threads per search")
-            print("clients  done  refused  failed   p50 s   p90 s   max s  furthest place  longest ETA s  answers after"
-                  "  peak MB")
+            print(
+                f"astronaut 512×512, eyes painted over; {settings.init} start, {settings.iterations} iterations × "
+                f"{settings.restarts} starts; {CONCURRENCY} searches at once, {args.queue_size} waiting at most; "
+                f"{threads} threads per search"
+            )
+            print(
+                "clients  done  refused  failed   p50 s   p90 s   max s  furthest place  longest ETA s  answers after"
+                "  peak MB"
+            )
             for clients in args.clients:
                 start = time.perf_counter()
                 with ThreadPoolExecutor(clients) as pool:
@@ -124,9 +139,11 @@ def main() -> None:
                 percentiles = statistics.quantiles(done, n=100, method="inclusive") if len(done) > 1 else None
                 p50, p90 = (f"{percentiles[q - 1]:7.1f}" if percentiles else "      -" for q in (50, 90))
                 longest = max(done, default=float("nan"))
-                print(f"{clients:7d} {counts['done']:5d} {counts['refused']:8d} {counts['failed']:7d} {p50} {p90} "
-                      f"{longest:7.1f} {max(places, default=-1):15d} {max(etas, default=float('nan')):14.1f} "
-                      f"{'yes' if answers else 'NO':>14s} {peak_memory_mb():8.0f}")
+                print(
+                    f"{clients:7d} {counts['done']:5d} {counts['refused']:8d} {counts['failed']:7d} {p50} {p90} "
+                    f"{longest:7.1f} {max(places, default=-1):15d} {max(etas, default=float('nan')):14.1f} "
+                    f"{'yes' if answers else 'NO':>14s} {peak_memory_mb():8.0f}"
+                )
                 for message in sorted({o.message for o in outcomes if o.kind != "done" and o.message}):
                     print(f"    {message}")
         finally:

@@ -54,11 +54,13 @@ def main() -> None:
     args = parser.parse_args()
     checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint))
     files, _ = find_images(args.data)
-    files = files[-args.last:][: args.photos]
+    files = files[-args.last :][: args.photos]
     rng = np.random.default_rng(args.seed)
     backgrounds = background_photos()
     print(f"{len(files)} photos of 4000×3000 (12 megapixels); {torch.get_num_threads()} threads")
-    choose_view(checkpoint, *[np.zeros((64, 64, 3), np.uint8), np.ones((64, 64), bool)], crop="context")  # load what loads once
+    choose_view(
+        checkpoint, *[np.zeros((64, 64, 3), np.uint8), np.ones((64, 64), bool)], crop="context"
+    )  # load what loads once
     timings: dict[str, list[float]] = {}
     found = 0
     photos = []
@@ -83,8 +85,10 @@ def main() -> None:
     image = Image.fromarray(photo)
     started = time.perf_counter()
     [result] = fill_images(checkpoint, [(image, holes["eyes"])], FillRequest())
-    print(f"\nwhole fill of one 12-megapixel photo, eyes hole ({holes['eyes'].sum():,} pixels), default settings: "
-          f"{time.perf_counter() - started:.1f} s (framing: {result.framing}, square {result.view.side():.0f} px)")
+    print(
+        f"\nwhole fill of one 12-megapixel photo, eyes hole ({holes['eyes'].sum():,} pixels), default settings: "
+        f"{time.perf_counter() - started:.1f} s (framing: {result.framing}, square {result.view.side():.0f} px)"
+    )
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@ perceptual score: the Fréchet face-descriptor distance of the completed faces t
 ours blended) and all numbers as JSON.
 
   python benchmarks/inpaint_quality.py --data ../shared/data/celeba --last 500 --out out/quality
-  python benchmarks/inpaint_quality.py --limit 64 --iterations 300 --restarts 4     # quicker
-  python benchmarks/inpaint_quality.py --sweep --last 500 --limit 200 --data ../shared/data/celeba  # iterations × starts
-  python benchmarks/inpaint_quality.py --init random ...                                             # random starts
+  python benchmarks/inpaint_quality.py --limit 64 --iterations 300 --restarts 4    # quicker
+  python benchmarks/inpaint_quality.py --sweep --last 500 --limit 200 --data ../shared/data/celeba
+                                                                     # iterations × starts
+  python benchmarks/inpaint_quality.py --init random ...                           # random starts
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def classical(image: np.ndarray, hole: np.ndarray, method: int) -> np.ndarray:
     return cv2.cvtColor(filled, cv2.COLOR_BGR2RGB)
 
 
-def fill_ours(checkpoint, faces: np.ndarray, holes: list[np.ndarray], settings: SearchSettings, batch: int) -> tuple[list, list]:
+def fill_ours(
+    checkpoint, faces: np.ndarray, holes: list[np.ndarray], settings: SearchSettings, batch: int
+) -> tuple[list, list]:
     from PIL import Image
 
     raw, blended = [], []
@@ -67,8 +70,12 @@ def fill_ours(checkpoint, faces: np.ndarray, holes: list[np.ndarray], settings: 
 _DESCRIPTORS: dict[str, np.ndarray] = {}  # the originals' face descriptors, computed once per set of faces
 
 
-def scores(originals: np.ndarray, completions: list[np.ndarray], holes: list[np.ndarray], descriptors_of) -> dict[str, float]:
-    rows = np.array([(psnr(o, c), psnr(o, c, h), ssim(o, c), ssim(o, c, h)) for o, c, h in zip(originals, completions, holes)])
+def scores(
+    originals: np.ndarray, completions: list[np.ndarray], holes: list[np.ndarray], descriptors_of
+) -> dict[str, float]:
+    rows = np.array(
+        [(psnr(o, c), psnr(o, c, h), ssim(o, c), ssim(o, c, h)) for o, c, h in zip(originals, completions, holes)]
+    )
     table = dict(zip(("psnr", "psnr_hole", "ssim", "ssim_hole"), rows.mean(0).round(4).tolist()))
     # The noise of a mean over these faces: its standard error (a difference between two methods
     # on the same faces is noise when it is within about twice this).
@@ -92,7 +99,9 @@ SWEEP_ITERATIONS = (0, 25, 50, 100, 200)
 SWEEP_RESTARTS = (1, 2, 3, 4)
 
 
-def seconds_per_face(checkpoint, faces: np.ndarray, hole: np.ndarray, settings: SearchSettings, repeats: int = 3) -> float:
+def seconds_per_face(
+    checkpoint, faces: np.ndarray, hole: np.ndarray, settings: SearchSettings, repeats: int = 3
+) -> float:
     """Median wall time of a search of one face (starting points included), over `repeats` faces."""
     known = torch.from_numpy(~hole).float()[None, None]
     times = []
@@ -104,8 +113,17 @@ def seconds_per_face(checkpoint, faces: np.ndarray, hole: np.ndarray, settings: 
     return float(np.median(times))
 
 
-def sweep(checkpoint, faces: np.ndarray, base: SearchSettings, batch: int, out: Path, kinds=("centre",), iteration_counts=SWEEP_ITERATIONS,
-          restart_counts=SWEEP_RESTARTS, descriptors_of=None) -> None:
+def sweep(
+    checkpoint,
+    faces: np.ndarray,
+    base: SearchSettings,
+    batch: int,
+    out: Path,
+    kinds=("centre",),
+    iteration_counts=SWEEP_ITERATIONS,
+    restart_counts=SWEEP_RESTARTS,
+    descriptors_of=None,
+) -> None:
     """Quality of the raw fill pasted into the face (PSNR, SSIM, whole and hole; Fréchet) for every
     iterations × starts pair, per mask kind, from one search per batch with the most starts and
     iterations and no early stop: starts are independent, Adam has no schedule and each start keeps
@@ -115,10 +133,15 @@ def sweep(checkpoint, faces: np.ndarray, base: SearchSettings, batch: int, out: 
     size = faces.shape[1]
     # report only as often as needed: copying every start's G(z) out each time costs a forward pass
     every = math.gcd(*iteration_counts)
-    settings = replace(base, iterations=max(iteration_counts), restarts=max(restart_counts), report_every=every or 1, patience=0)
+    settings = replace(
+        base, iterations=max(iteration_counts), restarts=max(restart_counts), report_every=every or 1, patience=0
+    )
     timing_hole = make_mask("centre", size, size)
-    seconds = {(t, k): seconds_per_face(checkpoint, faces, timing_hole, replace(base, iterations=t, restarts=k))
-               for t in iteration_counts for k in restart_counts}
+    seconds = {
+        (t, k): seconds_per_face(checkpoint, faces, timing_hole, replace(base, iterations=t, restarts=k))
+        for t in iteration_counts
+        for k in restart_counts
+    }
     summary = {}
     for kind in kinds:
         holes = np.stack([make_mask(kind, size, size, seed=i, **MASKS[kind]) for i in range(len(faces))])
@@ -137,10 +160,16 @@ def sweep(checkpoint, faces: np.ndarray, base: SearchSettings, batch: int, out: 
                     fills = checkpoint.to_pixels(progress.restart_images[torch.arange(len(chunk)), best])
                     fills = (fills.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
                     completions.setdefault((progress.iteration, k), []).extend(
-                        np.where(hole[..., None], fill, original) for original, fill, hole in zip(chunk, fills, chunk_holes))
+                        np.where(hole[..., None], fill, original)
+                        for original, fill, hole in zip(chunk, fills, chunk_holes)
+                    )
 
             search(checkpoint, checkpoint.from_pixels(images), known, settings, record)
-            print(f"  {kind}: searched {min(start + batch, len(faces))}/{len(faces)} faces, {time.perf_counter() - started:.0f} s", flush=True)
+            print(
+                f"  {kind}: searched {min(start + batch, len(faces))}/{len(faces)} faces, "
+                f"{time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
         table = {cell: scores(faces, completed, list(holes), descriptors_of) for cell, completed in completions.items()}
         print(f"\n{kind} mask, raw fill pasted, {len(faces)} faces; start: {base.init}")
         print("| iterations | starts | s per face | PSNR | PSNR hole | SSIM | SSIM hole | Fréchet |")
@@ -148,30 +177,68 @@ def sweep(checkpoint, faces: np.ndarray, base: SearchSettings, batch: int, out: 
         for t in iteration_counts:
             for k in restart_counts:
                 r = table[(t, k)]
-                print(f"| {t} | {k} | {seconds[(t, k)]:.2f} | {r['psnr']:.2f} | {r['psnr_hole']:.2f} | {r['ssim']:.3f} | {r['ssim_hole']:.3f} "
-                      f"| {r.get('frechet', float('nan')):.4f} |")
-        summary[kind] = {f"{t}x{k}": {**r, "seconds_per_face": round(seconds[(t, k)], 3)} for (t, k), r in table.items()}
-        write_text_atomic(out / "sweep.json", json.dumps({"faces": len(faces), "init": base.init, "lam": base.lam, "precision": base.precision,
-                                                          "neighbourhood": base.neighbourhood, "threads": torch.get_num_threads(),
-                                                          "raw_pasted": summary}, indent=2))
+                print(
+                    f"| {t} | {k} | {seconds[(t, k)]:.2f} | {r['psnr']:.2f} | {r['psnr_hole']:.2f} "
+                    f"| {r['ssim']:.3f} | {r['ssim_hole']:.3f} "
+                    f"| {r.get('frechet', float('nan')):.4f} |"
+                )
+        summary[kind] = {
+            f"{t}x{k}": {**r, "seconds_per_face": round(seconds[(t, k)], 3)} for (t, k), r in table.items()
+        }
+        write_text_atomic(
+            out / "sweep.json",
+            json.dumps(
+                {
+                    "faces": len(faces),
+                    "init": base.init,
+                    "lam": base.lam,
+                    "precision": base.precision,
+                    "neighbourhood": base.neighbourhood,
+                    "threads": torch.get_num_threads(),
+                    "raw_pasted": summary,
+                },
+                indent=2,
+            ),
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint")
-    parser.add_argument("--data", default=str(EXAMPLES), help="folder of aligned faces (default: the 16 bundled examples)")
-    parser.add_argument("--last", type=int, help="use the last N files by name (500: the default checkpoint's validation split)")
+    parser.add_argument(
+        "--data", default=str(EXAMPLES), help="folder of aligned faces (default: the 16 bundled examples)"
+    )
+    parser.add_argument(
+        "--last", type=int, help="use the last N files by name (500: the default checkpoint's validation split)"
+    )
     parser.add_argument("--limit", type=int, help="at most this many faces")
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--restarts", type=int)
     parser.add_argument("--lam", type=float)
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     parser.add_argument("--batch", type=int, default=64, help="faces per search batch")
-    parser.add_argument("--masks", nargs="+", choices=list(MASKS), help="mask kinds (default: all four; centre for --sweep)")
-    parser.add_argument("--neighbourhood", default="auto", help="window of the context weighting: auto (scaled to the hole) or an odd size such as 7")
-    parser.add_argument("--init", choices=INITS, default="auto", help="where the search starts (default auto: the encoder when there is one)")
-    parser.add_argument("--patience", type=int, help="early stop after this many iterations without improvement (0: never)")
-    parser.add_argument("--sweep", action="store_true", help="quality and time per face for iterations × starts (for --masks, default all)")
+    parser.add_argument(
+        "--masks", nargs="+", choices=list(MASKS), help="mask kinds (default: all four; centre for --sweep)"
+    )
+    parser.add_argument(
+        "--neighbourhood",
+        default="auto",
+        help="window of the context weighting: auto (scaled to the hole) or an odd size such as 7",
+    )
+    parser.add_argument(
+        "--init",
+        choices=INITS,
+        default="auto",
+        help="where the search starts (default auto: the encoder when there is one)",
+    )
+    parser.add_argument(
+        "--patience", type=int, help="early stop after this many iterations without improvement (0: never)"
+    )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="quality and time per face for iterations × starts (for --masks, default all)",
+    )
     parser.add_argument("--sweep-iterations", type=int, nargs="+", default=list(SWEEP_ITERATIONS))
     parser.add_argument("--sweep-restarts", type=int, nargs="+", default=list(SWEEP_RESTARTS))
     parser.add_argument("--out", default="out/quality")
@@ -180,20 +247,30 @@ def main() -> None:
     checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint))
     size = checkpoint.config.image_size
     files, _ = find_images(args.data)
-    files = files[-args.last:] if args.last else files
+    files = files[-args.last :] if args.last else files
     files = files[: args.limit] if args.limit else files
     tensors, kept, _ = decode_images(files, size, checkpoint.config.channels, show_progress=False)
     faces = tensors.permute(0, 2, 3, 1).numpy()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     base = SearchSettings()
-    settings = resolve_settings(checkpoint, SearchSettings(
-        iterations=args.iterations, restarts=args.restarts, lam=base.lam if args.lam is None else args.lam,
-        precision=args.precision, neighbourhood=parse_neighbourhood(args.neighbourhood), init=args.init,
-        patience=base.patience if args.patience is None else args.patience,
-    ))
-    print(f"{len(kept)} faces from {args.data}; checkpoint {checkpoint.path}; start {settings.init}; λ {settings.lam}; "
-          f"precision {settings.precision}; neighbourhood {settings.neighbourhood}; patience {settings.patience}; {torch.get_num_threads()} threads")
+    settings = resolve_settings(
+        checkpoint,
+        SearchSettings(
+            iterations=args.iterations,
+            restarts=args.restarts,
+            lam=base.lam if args.lam is None else args.lam,
+            precision=args.precision,
+            neighbourhood=parse_neighbourhood(args.neighbourhood),
+            init=args.init,
+            patience=base.patience if args.patience is None else args.patience,
+        ),
+    )
+    print(
+        f"{len(kept)} faces from {args.data}; checkpoint {checkpoint.path}; start {settings.init}; λ {settings.lam}; "
+        f"precision {settings.precision}; neighbourhood {settings.neighbourhood}; patience {settings.patience}; "
+        f"{torch.get_num_threads()} threads"
+    )
     from inpaint.errors import UserError
     from inpaint.face_metrics import face_descriptors
 
@@ -206,7 +283,17 @@ def main() -> None:
         print(f"no Fréchet column: {error}")
         descriptors_of = None
     if args.sweep:
-        sweep(checkpoint, faces, settings, args.batch, out, args.masks or list(MASKS), args.sweep_iterations, args.sweep_restarts, descriptors_of)
+        sweep(
+            checkpoint,
+            faces,
+            settings,
+            args.batch,
+            out,
+            args.masks or list(MASKS),
+            args.sweep_iterations,
+            args.sweep_restarts,
+            descriptors_of,
+        )
         return
 
     print(f"{settings.iterations} iterations × {settings.restarts} starts")
@@ -245,7 +332,10 @@ def main() -> None:
     for kind, methods in results.items():
         for method in ("telea", "navier_stokes", "ours_raw", "ours_blended"):
             r = methods[method]
-            print(f"| {kind} | {method} | {r['psnr']:.2f} | {r['psnr_hole']:.2f} | {r['ssim']:.3f} | {r['ssim_hole']:.3f} | {r.get('frechet', float('nan')):.4f} |")
+            print(
+                f"| {kind} | {method} | {r['psnr']:.2f} | {r['psnr_hole']:.2f} "
+                f"| {r['ssim']:.3f} | {r['ssim_hole']:.3f} | {r.get('frechet', float('nan')):.4f} |"
+            )
     print(f"\ngrids and results.json in {out}")
 
 

@@ -79,7 +79,9 @@ def sharpness_ratio(image: np.ndarray, hole: np.ndarray) -> float:
     laplacian = cv2.Laplacian(gray, cv2.CV_64F, ksize=3)
     ys, xs = np.nonzero(hole)
     width = max(4, int(0.15 * max(np.ptp(ys), np.ptp(xs))))
-    inner = cv2.erode(hole.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # the Laplacian at the seam is neither
+    inner = cv2.erode(hole.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(
+        bool
+    )  # the Laplacian at the seam is neither
     ring = cv2.dilate(hole.astype(np.uint8), np.ones((2 * width + 1,) * 2, np.uint8)).astype(bool)
     ring &= ~cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     return float(laplacian[inner].var() / max(laplacian[ring].var(), 1e-9))
@@ -97,7 +99,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint")
     parser.add_argument("--data", required=True, help="folder of aligned CelebA faces (89×109 img_align_celeba halves)")
-    parser.add_argument("--last", type=int, default=500, help="the held-out faces: the last N files by name (default 500)")
+    parser.add_argument(
+        "--last", type=int, default=500, help="the held-out faces: the last N files by name (default 500)"
+    )
     parser.add_argument("--limit", type=int, default=100, help="photos to build (default 100)")
     parser.add_argument("--holes", nargs="+", choices=list(HOLES), default=list(HOLES))
     parser.add_argument("--variants", nargs="+", choices=("blank", "kept"), default=["blank", "kept"])
@@ -111,9 +115,11 @@ def main() -> None:
 
     checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint))
     size = checkpoint.config.image_size
-    settings = SearchSettings(**{k: v for k, v in (("iterations", args.iterations), ("restarts", args.restarts)) if v is not None})
+    settings = SearchSettings(
+        **{k: v for k, v in (("iterations", args.iterations), ("restarts", args.restarts)) if v is not None}
+    )
     files, _ = find_images(args.data)
-    files = files[-args.last:][: args.limit]
+    files = files[-args.last :][: args.limit]
     rng = np.random.default_rng(args.seed)
     backgrounds = background_photos()
     scenes, portraits = [], []
@@ -126,46 +132,82 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = resolve_settings(checkpoint, settings)
-    print(f"{len(scenes)} photos from the last {args.last} files of {args.data}; {settings.init} start, {settings.iterations} iterations × "
-          f"{settings.restarts} starts; checkpoint {checkpoint.path}; {torch.get_num_threads()} threads", flush=True)
+    print(
+        f"{len(scenes)} photos from the last {args.last} files of {args.data}; "
+        f"{settings.init} start, {settings.iterations} iterations × "
+        f"{settings.restarts} starts; checkpoint {checkpoint.path}; {torch.get_num_threads()} threads",
+        flush=True,
+    )
     scoring = faces.available()  # the Fréchet column needs dlib's face descriptor
+
     def descriptors(images: list[np.ndarray], views: list[np.ndarray]) -> np.ndarray:
-        warped = np.stack([np.clip(to_model(image, Framing(view, size, "truth")), 0, 255).astype(np.uint8) for image, view in zip(images, views)])
+        warped = np.stack(
+            [
+                np.clip(to_model(image, Framing(view, size, "truth")), 0, 255).astype(np.uint8)
+                for image, view in zip(images, views)
+            ]
+        )
         return face_descriptors(torch.from_numpy(warped).permute(0, 3, 1, 2))
 
     reference = descriptors([s.photo for s in scenes], truths) if scoring else None
     results: dict = {}
     for kind in args.holes:
         # The same faces aligned at the model's size with the same hole: the engine's own ceiling.
-        aligned_faces = [np.clip(to_model(s.photo, Framing(t, size, "truth")), 0, 255).astype(np.uint8) for s, t in zip(scenes, truths)]
+        aligned_faces = [
+            np.clip(to_model(s.photo, Framing(t, size, "truth")), 0, 255).astype(np.uint8)
+            for s, t in zip(scenes, truths)
+        ]
         aligned_holes = [hole_to_model(s.holes[kind], Framing(t, size, "truth")) for s, t in zip(scenes, truths)]
         aligned = []
         for start in range(0, len(scenes), args.batch):
             chunk = range(start, min(start + args.batch, len(scenes)))
-            aligned += [np.asarray(r.image) for r in fill_images(checkpoint, [(Image.fromarray(aligned_faces[i]), aligned_holes[i]) for i in chunk], FillRequest(settings, crop="whole"))]
-        row_aligned = {"psnr_hole": float(np.mean([psnr(f, a, h) for f, a, h in zip(aligned_faces, aligned, aligned_holes)]))}
+            aligned += [
+                np.asarray(r.image)
+                for r in fill_images(
+                    checkpoint,
+                    [(Image.fromarray(aligned_faces[i]), aligned_holes[i]) for i in chunk],
+                    FillRequest(settings, crop="whole"),
+                )
+            ]
+        row_aligned = {
+            "psnr_hole": float(np.mean([psnr(f, a, h) for f, a, h in zip(aligned_faces, aligned, aligned_holes)]))
+        }
         if scoring:
-            row_aligned["frechet"] = frechet_distance(face_descriptors(torch.from_numpy(np.stack(aligned)).permute(0, 3, 1, 2)),
-                                                      face_descriptors(torch.from_numpy(np.stack(aligned_faces)).permute(0, 3, 1, 2)))
+            row_aligned["frechet"] = frechet_distance(
+                face_descriptors(torch.from_numpy(np.stack(aligned)).permute(0, 3, 1, 2)),
+                face_descriptors(torch.from_numpy(np.stack(aligned_faces)).permute(0, 3, 1, 2)),
+            )
         for variant in args.variants:
             holes = [s.holes[kind] for s in scenes]
-            photos = [np.where(h[..., None], 0, s.photo).astype(np.uint8) if variant == "blank" else s.photo for s, h in zip(scenes, holes)]
-            methods: dict[str, list[np.ndarray]] = {"telea": [classical(p, h, cv2.INPAINT_TELEA) for p, h in zip(photos, holes)],
-                                                   "navier_stokes": [classical(p, h, cv2.INPAINT_NS) for p, h in zip(photos, holes)]}
+            photos = [
+                np.where(h[..., None], 0, s.photo).astype(np.uint8) if variant == "blank" else s.photo
+                for s, h in zip(scenes, holes)
+            ]
+            methods: dict[str, list[np.ndarray]] = {
+                "telea": [classical(p, h, cv2.INPAINT_TELEA) for p, h in zip(photos, holes)],
+                "navier_stokes": [classical(p, h, cv2.INPAINT_NS) for p, h in zip(photos, holes)],
+            }
             framings: dict[str, list[np.ndarray | None]] = {}
             started = time.perf_counter()
             finding = []
             for photo, hole in zip(photos, holes):
                 t0 = time.perf_counter()
-                find_face_framing(photo, hole, face_template(checkpoint), size, checkpoint.framer)  # timed alone: what face finding costs per photo
+                find_face_framing(
+                    photo, hole, face_template(checkpoint), size, checkpoint.framer
+                )  # timed alone: what face finding costs per photo
                 finding.append(time.perf_counter() - t0)
             ours, views = [], []
             for start in range(0, len(scenes), args.batch):
                 chunk = range(start, min(start + args.batch, len(scenes)))
-                for r in fill_images(checkpoint, [FillItem(Image.fromarray(photos[i]), holes[i]) for i in chunk], FillRequest(settings)):
+                for r in fill_images(
+                    checkpoint, [FillItem(Image.fromarray(photos[i]), holes[i]) for i in chunk], FillRequest(settings)
+                ):
                     ours.append(np.asarray(r.image))
                     views.append(r.view.matrix if r.view is not None and r.view.how == "face" else None)
-                print(f"  {kind}/{variant}: {len(ours)}/{len(scenes)} photos, {time.perf_counter() - started:.0f} s", flush=True)
+                print(
+                    f"  {kind}/{variant}: {len(ours)}/{len(scenes)} photos, {time.perf_counter() - started:.0f} s",
+                    flush=True,
+                )
             methods["ours"], framings["ours"] = ours, views
             if haar:
                 haar_results, haar_views = [], []
@@ -175,15 +217,23 @@ def main() -> None:
                     haar_views.append(view.matrix if view.how == "face" else None)
                     haar_items.append(FillItem(Image.fromarray(photo), hole, view=view))
                 for start in range(0, len(scenes), args.batch):
-                    haar_results += [np.asarray(r.image) for r in fill_images(checkpoint, haar_items[start:start + args.batch], FillRequest(settings))]
+                    haar_results += [
+                        np.asarray(r.image)
+                        for r in fill_images(checkpoint, haar_items[start : start + args.batch], FillRequest(settings))
+                    ]
                 methods["haar"], framings["haar"] = haar_results, haar_views
             table = {}
             for name, completed in methods.items():
-                row = {"psnr_hole": float(np.mean([psnr(s.photo, c, h) for s, c, h in zip(scenes, completed, holes)])),
-                       "sharpness": float(np.median([sharpness_ratio(c, h) for c, h in zip(completed, holes)]))}
+                row = {
+                    "psnr_hole": float(np.mean([psnr(s.photo, c, h) for s, c, h in zip(scenes, completed, holes)])),
+                    "sharpness": float(np.median([sharpness_ratio(c, h) for c, h in zip(completed, holes)])),
+                }
                 if name in framings:
                     found = [v is not None for v in framings[name]]
-                    right = [v is not None and framing_error(v, t, s) < ALIGNED_WITHIN for v, t, s in zip(framings[name], truths, scenes)]
+                    right = [
+                        v is not None and framing_error(v, t, s) < ALIGNED_WITHIN
+                        for v, t, s in zip(framings[name], truths, scenes)
+                    ]
                     row.update(found=float(np.mean(found)), aligned=float(np.mean(right)))
                 if reference is not None:
                     row["frechet"] = frechet_distance(descriptors(completed, truths), reference)
@@ -191,21 +241,39 @@ def main() -> None:
             table["ours"]["face_finding_seconds"] = float(np.mean(finding))
             table["aligned_64"] = row_aligned
             results[f"{kind}/{variant}"] = table
-            write_text_atomic(out / "results.json", json.dumps({"photos": len(scenes), "settings": settings.__dict__, "results": results}, indent=2))
+            write_text_atomic(
+                out / "results.json",
+                json.dumps({"photos": len(scenes), "settings": settings.__dict__, "results": results}, indent=2),
+            )
             if kind == args.holes[0] and variant == args.variants[0]:
                 shown = range(min(12, len(scenes)))
-                cells = [np.hstack([face_crop(photos[i], truths[i], size), face_crop(ours[i], truths[i], size),
-                                    face_crop(methods["telea"][i], truths[i], size)]) for i in shown]
-                rows = [np.hstack(cells[j:j + 2]) for j in range(0, len(cells) - 1, 2)]
+                cells = [
+                    np.hstack(
+                        [
+                            face_crop(photos[i], truths[i], size),
+                            face_crop(ours[i], truths[i], size),
+                            face_crop(methods["telea"][i], truths[i], size),
+                        ]
+                    )
+                    for i in shown
+                ]
+                rows = [np.hstack(cells[j : j + 2]) for j in range(0, len(cells) - 1, 2)]
                 Image.fromarray(np.vstack(rows)).save(out / f"sheet-{kind}-{variant}.png")
     print("\n| hole / pixels | method | found | aligned | PSNR hole | Fréchet | sharpness |")
     print("|---|---|---|---|---|---|---|")
     for name, table in results.items():
         for method, row in table.items():
             cells = [f"{row[k]:.0%}" if k in row else "" for k in ("found", "aligned")]
-            cells += [f"{row['psnr_hole']:.2f}", f"{row['frechet']:.4f}" if "frechet" in row else "", f"{row['sharpness']:.2f}" if "sharpness" in row else ""]
+            cells += [
+                f"{row['psnr_hole']:.2f}",
+                f"{row['frechet']:.4f}" if "frechet" in row else "",
+                f"{row['sharpness']:.2f}" if "sharpness" in row else "",
+            ]
             print(f"| {name} | {method} | " + " | ".join(cells) + " |")
-    print("\nface finding: " + ", ".join(f"{name} {table['ours']['face_finding_seconds'] * 1000:.0f} ms" for name, table in results.items()))
+    print(
+        "\nface finding: "
+        + ", ".join(f"{name} {table['ours']['face_finding_seconds'] * 1000:.0f} ms" for name, table in results.items())
+    )
     print(f"results.json and picture sheets in {out}")
 
 

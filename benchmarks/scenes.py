@@ -22,8 +22,20 @@ from inpaint.framing import compose
 HOLES = {"eyes": (20, 46, 69, 67), "mouth": (27, 75, 62, 94), "centre": (22, 38, 67, 86)}
 # Eye centres and mouth centre in the same coordinates: where a correct framing must put them.
 KEY_POINTS = np.array([[34.7, 56.5], [54.0, 56.5], [44.5, 84.5]])
-BACKGROUNDS = ("chelsea", "coffee", "rocket", "brick", "grass", "gravel", "hubble_deep_field", "immunohistochemistry",
-               "retina", "colorwheel", "coins", "moon")
+BACKGROUNDS = (
+    "chelsea",
+    "coffee",
+    "rocket",
+    "brick",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "colorwheel",
+    "coins",
+    "moon",
+)
 
 
 def background_photos() -> list[np.ndarray]:
@@ -43,7 +55,9 @@ def model_framing(face_shape: tuple[int, int], model_size: int) -> np.ndarray:
     centre crop (what the trainer does)."""
     height, width = face_shape
     scale = model_size / min(height, width)
-    return np.array([[scale, 0, -(width - min(height, width)) / 2 * scale], [0, scale, -(height - min(height, width)) / 2 * scale]])
+    return np.array(
+        [[scale, 0, -(width - min(height, width)) / 2 * scale], [0, scale, -(height - min(height, width)) / 2 * scale]]
+    )
 
 
 @dataclass
@@ -63,8 +77,9 @@ class Scene:
         return KEY_POINTS @ self.face_to_photo[:, :2].T + self.face_to_photo[:, 2]
 
 
-def make_scene(face: np.ndarray, background: np.ndarray, rng: np.random.Generator,
-               scale_range=(2.0, 4.0), max_angle: float = 15.0) -> Scene:
+def make_scene(
+    face: np.ndarray, background: np.ndarray, rng: np.random.Generator, scale_range=(2.0, 4.0), max_angle: float = 15.0
+) -> Scene:
     height, width = face.shape[:2]
     scale, angle = float(rng.uniform(*scale_range)), float(rng.uniform(-max_angle, max_angle))
     extent = scale * np.hypot(height, width)  # the rotated face fits in this square
@@ -77,7 +92,7 @@ def make_scene(face: np.ndarray, background: np.ndarray, rng: np.random.Generato
     big = cv2.resize(background, None, fx=cover, fy=cover, interpolation=cv2.INTER_CUBIC)
     y0 = int(rng.integers(0, big.shape[0] - frame_h + 1))
     x0 = int(rng.integers(0, big.shape[1] - frame_w + 1))
-    photo = big[y0:y0 + frame_h, x0:x0 + frame_w].astype(np.float32)
+    photo = big[y0 : y0 + frame_h, x0 : x0 + frame_w].astype(np.float32)
     # Face centre anywhere the rotated face stays inside the frame.
     cx = rng.uniform(extent / 2, frame_w - extent / 2)
     cy = rng.uniform(extent / 2, frame_h - extent / 2)
@@ -85,7 +100,9 @@ def make_scene(face: np.ndarray, background: np.ndarray, rng: np.random.Generato
     rotation[:, 2] += np.array([cx, cy]) - np.array([width / 2, height / 2])
     # A feathered oval: face, hair and a little of the file's own background.
     alpha = np.zeros((height, width), np.float32)
-    cv2.ellipse(alpha, (int(width / 2), int(height / 2) + 2), (int(width * 0.46), int(height * 0.47)), 0, 0, 360, 1.0, -1)
+    cv2.ellipse(
+        alpha, (int(width / 2), int(height / 2) + 2), (int(width * 0.46), int(height * 0.47)), 0, 0, 360, 1.0, -1
+    )
     alpha = cv2.GaussianBlur(alpha, (0, 0), 3)
     size = (frame_w, frame_h)
     warped = cv2.warpAffine(face.astype(np.float32), rotation, size, flags=cv2.INTER_CUBIC)

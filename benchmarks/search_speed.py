@@ -59,7 +59,10 @@ def main() -> None:
     device = select_device(args.device)
     checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint), device=device)
     print(f"device: {device} ({device_name(device)})")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {checkpoint.config.image_size}×{checkpoint.config.image_size}, checkpoint {checkpoint.path}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{checkpoint.config.image_size}×{checkpoint.config.image_size}, checkpoint {checkpoint.path}"
+    )
     print("\nms per search iteration (G and D forward and backward to z), channels_last")
     print(f"{'batch':>6} {'fp32':>9} {'bf16':>9}")
     for batch in args.batches:
@@ -92,7 +95,10 @@ def main() -> None:
         counts = f"{settings.iterations} × {settings.restarts}"
         print(f"{init:>8} {counts:>20} {single:>11.2f} {per_face:>16.3f}", flush=True)
     precision = search_precision(device, SearchSettings().precision)
-    print(f"(defaults of each start, early stop after {SearchSettings().patience} iterations without improvement, precision {precision})")
+    print(
+        f"(defaults of each start, early stop after {SearchSettings().patience} iterations without improvement, "
+        f"precision {precision})"
+    )
 
 
 if __name__ == "__main__":

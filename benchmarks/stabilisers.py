@@ -62,9 +62,27 @@ def main() -> None:
                 command = ["--resume", str(run_dir), "--steps", str(args.steps)]  # an interrupted variant continues
             else:
                 command = [
-                    "--data", args.data, "--out", str(run_dir), "--steps", str(args.steps), "--val-count", str(args.val_count),
-                    "--batch-size", str(args.batch_size), "--eval-every", f"{eval_every:.6f}", "--eval-samples", str(args.eval_samples),
-                    "--channels-last", "--ema-decay", "0.999", "--sample-every", str(args.steps), "--checkpoint-every", str(args.steps),
+                    "--data",
+                    args.data,
+                    "--out",
+                    str(run_dir),
+                    "--steps",
+                    str(args.steps),
+                    "--val-count",
+                    str(args.val_count),
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--eval-every",
+                    f"{eval_every:.6f}",
+                    "--eval-samples",
+                    str(args.eval_samples),
+                    "--channels-last",
+                    "--ema-decay",
+                    "0.999",
+                    "--sample-every",
+                    str(args.steps),
+                    "--checkpoint-every",
+                    str(args.steps),
                     *VARIANTS[name],
                 ]
             print(f"\n== {name}: inpaint train {' '.join(command)}", flush=True)

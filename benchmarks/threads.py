@@ -40,8 +40,18 @@ def _spin() -> None:
 def run_fill(env_changes: dict[str, str], folder: Path, extra: list[str]) -> float:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "INPAINT_THREADS")}
     env.update(env_changes)
-    command = [sys.executable, "-m", "inpaint", "fill", str(ASTRONAUT), "--mask", str(folder / "eyes.png"),
-               "--out", str(folder / "out.png"), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "inpaint",
+        "fill",
+        str(ASTRONAUT),
+        "--mask",
+        str(folder / "eyes.png"),
+        "--out",
+        str(folder / "out.png"),
+        *extra,
+    ]
     started = time.perf_counter()
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
@@ -53,10 +63,14 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, help="passed to inpaint fill (default: its own)")
     parser.add_argument("--init", help="passed to inpaint fill (default: its own)")
     args = parser.parse_args()
-    extra = (["--iterations", str(args.iterations)] if args.iterations else []) + (["--init", args.init] if args.init else [])
+    extra = (["--iterations", str(args.iterations)] if args.iterations else []) + (
+        ["--init", args.init] if args.init else []
+    )
     cores = len(os.sched_getaffinity(0))
-    print(f"{cores} cores; inpaint fill on {ASTRONAUT.name} with the eyes painted over {' '.join(extra)}; "
-          f"fastest of {args.repeats} runs, seconds from start to exit")
+    print(
+        f"{cores} cores; inpaint fill on {ASTRONAUT.name} with the eyes painted over {' '.join(extra)}; "
+        f"fastest of {args.repeats} runs, seconds from start to exit"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         hole = np.zeros((512, 512), np.uint8)

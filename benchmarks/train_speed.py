@@ -48,12 +48,21 @@ def make_jpeg_folder(folder: Path, count: int) -> Path:
     return folder
 
 
-def trainer_rate(data: Path, run_dir: Path, args, batch: int, device: torch.device, precision: str,
-                 channels_last: bool) -> float:
+def trainer_rate(
+    data: Path, run_dir: Path, args, batch: int, device: torch.device, precision: str, channels_last: bool
+) -> float:
     options = TrainOptions(
-        data=str(data), out=str(run_dir), image_size=args.image_size, batch_size=batch,
-        steps=args.warmup + args.steps, precision=precision, channels_last=channels_last,
-        log_every=args.warmup, sample_every=10**9, checkpoint_every=10**9, device=str(device),
+        data=str(data),
+        out=str(run_dir),
+        image_size=args.image_size,
+        batch_size=batch,
+        steps=args.warmup + args.steps,
+        precision=precision,
+        channels_last=channels_last,
+        log_every=args.warmup,
+        sample_every=10**9,
+        checkpoint_every=10**9,
+        device=str(device),
     )
     train(options, log=lambda *a: None)
     records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]

@@ -72,10 +72,15 @@ def plan_jobs(in_dir: Path, out_dir: Path, masks: MaskSource) -> list[Job]:
         mask = None
         if masks.kind is None:
             if masks.folder is not None:
-                candidates = [masks.folder / relative.parent / f"{source.stem}{MASK_SUFFIX}.png", masks.folder / relative.parent / f"{source.stem}.png"]
+                candidates = [
+                    masks.folder / relative.parent / f"{source.stem}{MASK_SUFFIX}.png",
+                    masks.folder / relative.parent / f"{source.stem}.png",
+                ]
                 mask = next((c for c in candidates if c.is_file()), candidates[0])
             else:
-                mask = by_stem.get((source.parent, source.stem + MASK_SUFFIX), source.parent / f"{source.stem}{MASK_SUFFIX}.png")
+                mask = by_stem.get(
+                    (source.parent, source.stem + MASK_SUFFIX), source.parent / f"{source.stem}{MASK_SUFFIX}.png"
+                )
         boxes = [source.parent / f"{source.stem}{FACE_BOX_SUFFIX}"]
         if masks.folder is not None:
             boxes.append(masks.folder / relative.parent / f"{source.stem}{FACE_BOX_SUFFIX}")
@@ -136,19 +141,31 @@ def run_batch(
             results = fill_images(checkpoint, [FillItem(*item) for _, item in pending], request)
         except Exception as error:  # one bad batch must not end the run
             for job, _ in pending:
-                yield record({"input": str(job.source), "output": str(job.output), "status": "failed", "error": f"{type(error).__name__}: {error}"})
+                yield record(
+                    {
+                        "input": str(job.source),
+                        "output": str(job.output),
+                        "status": "failed",
+                        "error": f"{type(error).__name__}: {error}",
+                    }
+                )
             pending.clear()
             return
         for (job, _), result in zip(pending, results):
             save_image(result.image, job.output)
-            yield record({
-                "input": str(job.source), "output": str(job.output),
-                "status": "unchanged" if result.framing == "none" else "ok",
-                "context_loss": round(result.context_loss, 4), "perceptual_loss": round(result.perceptual_loss, 6),
-                "framing": result.framing, **({"view": result.view.describe()} if result.view else {}),
-                "seconds": round((time.perf_counter() - started) / len(pending), 3),
-                **({"note": "; ".join(result.notes)} if result.notes else {}),
-            })
+            yield record(
+                {
+                    "input": str(job.source),
+                    "output": str(job.output),
+                    "status": "unchanged" if result.framing == "none" else "ok",
+                    "context_loss": round(result.context_loss, 4),
+                    "perceptual_loss": round(result.perceptual_loss, 6),
+                    "framing": result.framing,
+                    **({"view": result.view.describe()} if result.view else {}),
+                    "seconds": round((time.perf_counter() - started) / len(pending), 3),
+                    **({"note": "; ".join(result.notes)} if result.notes else {}),
+                }
+            )
         pending.clear()
 
     for job in jobs:

@@ -98,7 +98,9 @@ def _solve(image: np.ndarray, fill: np.ndarray, inside: np.ndarray, tolerance: f
     return np.where(inside3, x, image)
 
 
-def classical_fill(image: np.ndarray, hole: np.ndarray, region: tuple[slice, slice] | None = None, radius: int = 5) -> np.ndarray:
+def classical_fill(
+    image: np.ndarray, hole: np.ndarray, region: tuple[slice, slice] | None = None, radius: int = 5
+) -> np.ndarray:
     """OpenCV's Telea fill (Telea, 2004), computed on the hole's bounding box plus a margin only,
     so its cost does not grow with the photo. image (H, W[, C]) uint8. Returns the filled image,
     or with `region` only that part of it (no full-size copy)."""
@@ -114,10 +116,15 @@ def classical_fill(image: np.ndarray, hole: np.ndarray, region: tuple[slice, sli
     rows, cols = region
     margin = 2 * radius + 2
     first_row, first_col = (box[1], box[0]) if box is not None else (rows.start, cols.start)
-    around = (slice(max(min(rows.start, first_row) - margin, 0), min(rows.stop + margin, hole.shape[0])),
-              slice(max(min(cols.start, first_col) - margin, 0), min(cols.stop + margin, hole.shape[1])))
+    around = (
+        slice(max(min(rows.start, first_row) - margin, 0), min(rows.stop + margin, hole.shape[0])),
+        slice(max(min(cols.start, first_col) - margin, 0), min(cols.stop + margin, hole.shape[1])),
+    )
     patch = np.ascontiguousarray(image[around])
     mask = hole[around].astype(np.uint8) * 255
     if mask.any() and not mask.all():  # all missing: nothing known to spread inwards
         patch = cv2.inpaint(patch, mask, radius, cv2.INPAINT_TELEA).reshape(patch.shape)
-    return patch[rows.start - around[0].start: rows.stop - around[0].start, cols.start - around[1].start: cols.stop - around[1].start]
+    return patch[
+        rows.start - around[0].start : rows.stop - around[0].start,
+        cols.start - around[1].start : cols.stop - around[1].start,
+    ]

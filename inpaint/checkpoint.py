@@ -190,7 +190,9 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
             header = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as error:
         _refuse_pickles(weights)
-        raise UserError(f"{weights}: not a readable checkpoint: truncated, corrupt or not safetensors ({error})") from None
+        raise UserError(
+            f"{weights}: not a readable checkpoint: truncated, corrupt or not safetensors ({error})"
+        ) from None
     return _check_header(weights, header)
 
 
@@ -230,7 +232,9 @@ def load_checkpoint(
         prior=prior,
         # channels_last: faster for these convolutions on the CPU in either precision (search_speed.py)
         generator=generator.to(device, memory_format=torch.channels_last),
-        discriminator=discriminator.to(device, memory_format=torch.channels_last) if discriminator is not None else None,
+        discriminator=discriminator.to(device, memory_format=torch.channels_last)
+        if discriminator is not None
+        else None,
         metadata=metadata,
         framer=framer,
         encoder=encoder,
@@ -248,9 +252,13 @@ def resave_checkpoint(
     """Write a loaded checkpoint again, in its stored precision, with a part added or replaced (a
     new training summary, framing, framer or encoder); every part not given is kept."""
     return save_checkpoint(
-        path, checkpoint.generator, checkpoint.discriminator, checkpoint.prior,
+        path,
+        checkpoint.generator,
+        checkpoint.discriminator,
+        checkpoint.prior,
         training if training is not None else checkpoint.training,
-        stored_dtype(checkpoint.path), checkpoint.metadata.get("content"),
+        stored_dtype(checkpoint.path),
+        checkpoint.metadata.get("content"),
         framing if framing is not None else checkpoint.metadata.get("framing"),
         framer if framer is not None else (checkpoint.framer.net if checkpoint.framer else None),
         encoder if encoder is not None else (checkpoint.encoder.net if checkpoint.encoder else None),
@@ -268,12 +276,14 @@ def _pixel_normalisation(pixels: Any) -> dict[str, float]:
     """The stored pixel normalisation x = (v - mean) / std, checked: numbers, std not zero."""
     if not isinstance(pixels, dict):
         raise UserError(f"pixels must be a mapping of mean and std, not {pixels!r}")
-    return {"mean": check_number(pixels.get("mean"), "pixels.mean", -10, 10),
-            "std": check_number(pixels.get("std"), "pixels.std", 1e-6, 10)}
+    return {
+        "mean": check_number(pixels.get("mean"), "pixels.mean", -10, 10),
+        "std": check_number(pixels.get("std"), "pixels.std", 1e-6, 10),
+    }
 
 
 def _build(weights: Path, module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str):
-    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     for name, tensor in state.items():
         # Whole-number tensors are BatchNorm's step counters; weights must be stored as floats
         # (int8 or bool weights would load as a different network) and finite.
@@ -302,14 +312,15 @@ def _refuse_pickles(path: Path) -> None:
         head = handle.read(4)
     if (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")) or head == b"PK\x03\x04":
         raise UserError(
-            f"{path}: is a pickled PyTorch file; inpaint loads only safetensors checkpoints, "
-            "which cannot run code"
+            f"{path}: is a pickled PyTorch file; inpaint loads only safetensors checkpoints, which cannot run code"
         )
 
 
 def _check_header(path: Path, header: dict[str, str]) -> dict[str, Any]:
     if header.get("format") != FORMAT_NAME:
-        raise UserError(f"{path}: is a safetensors file but not an inpaint checkpoint (no '{FORMAT_NAME}' format marker)")
+        raise UserError(
+            f"{path}: is a safetensors file but not an inpaint checkpoint (no '{FORMAT_NAME}' format marker)"
+        )
     try:
         version = int(header.get("format_version", ""))
         metadata = json.loads(header["metadata"])

@@ -32,7 +32,9 @@ def _sample(args: argparse.Namespace) -> int:
         check_image_path(check_output(args.out, (args.checkpoint,)))
     if args.out_dir:
         check_output(args.out_dir, folder=True, what="--out-dir")
-    checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint), with_discriminator=False, device=select_device(args.device))
+    checkpoint = load_checkpoint(
+        checkpoint_or_default(args.checkpoint), with_discriminator=False, device=select_device(args.device)
+    )
     pictures = generate(checkpoint, latents_for_seed(checkpoint, args.n, args.seed))
     if args.out_dir:
         paths = save_each(pictures, args.out_dir, [f"seed{args.seed}-{i:04d}.png" for i in range(args.n)])
@@ -58,35 +60,84 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = SearchSettings()
     parser.add_argument("--checkpoint", help="checkpoint file or folder (default: the shipped face model)")
     parser.add_argument("--mask-kind", choices=MASK_KINDS, help="a generated mask instead of a mask file")
-    parser.add_argument("--fraction", type=fraction_arg, help="hole fraction for centre (0.25), random (0.8), pattern (0.25)")
+    parser.add_argument(
+        "--fraction", type=fraction_arg, help="hole fraction for centre (0.25), random (0.8), pattern (0.25)"
+    )
     parser.add_argument("--side", choices=SIDES, default="left", help="which half the half mask removes (default left)")
     search = parser.add_argument_group("search")
-    search.add_argument("--init", choices=INITS, default=defaults.init,
-                        help="where the search starts: auto (default: the checkpoint's inpainting encoder when it has one, "
-                             "else random latents), encoder, random")
-    search.add_argument("--iterations", type=count_arg(0, MAX_ITERATIONS),
-                        help=f"optimiser steps (default {ENCODER_START[0]} from the encoder's start, {RANDOM_START[0]} from random starts)")
-    search.add_argument("--restarts", type=count_arg(1, MAX_STARTS),
-                        help=f"starts per image, searched together and ranked by context loss (default {ENCODER_START[1]} from "
-                             f"the encoder: its prediction and jittered copies; {RANDOM_START[1]} random)")
-    search.add_argument("--jitter", type=number_arg(0, 2), default=defaults.jitter,
-                        help=f"spread of the jittered starts around the encoder's prediction (default {defaults.jitter})")
-    search.add_argument("--patience", type=count_arg(0, MAX_ITERATIONS), default=defaults.patience,
-                        help=f"stop an image after this many iterations without improvement, 0 = never (default {defaults.patience})")
-    search.add_argument("--lam", type=number_arg(0, 1000), default=defaults.lam, help=f"weight λ of the perceptual (discriminator) loss (default {defaults.lam})")
-    search.add_argument("--lr", type=number_arg(0, 10, low_open=True), default=defaults.lr, help=f"Adam learning rate on z (default {defaults.lr})")
-    search.add_argument("--neighbourhood", default="auto", type=_neighbourhood,
-                        help="window of the context weighting W: auto (default: grows with the hole, at least 7) or an odd size, e.g. 7 as in the paper")
-    search.add_argument("--constraint", choices=CONSTRAINTS, default=defaults.constraint, help="keep z in [-1, 1] by clipping (default) or tanh")
+    search.add_argument(
+        "--init",
+        choices=INITS,
+        default=defaults.init,
+        help="where the search starts: auto (default: the checkpoint's inpainting encoder when it has one, "
+        "else random latents), encoder, random",
+    )
+    search.add_argument(
+        "--iterations",
+        type=count_arg(0, MAX_ITERATIONS),
+        help=f"optimiser steps (default {ENCODER_START[0]} from the encoder's start, "
+        f"{RANDOM_START[0]} from random starts)",
+    )
+    search.add_argument(
+        "--restarts",
+        type=count_arg(1, MAX_STARTS),
+        help=f"starts per image, searched together and ranked by context loss (default {ENCODER_START[1]} from "
+        f"the encoder: its prediction and jittered copies; {RANDOM_START[1]} random)",
+    )
+    search.add_argument(
+        "--jitter",
+        type=number_arg(0, 2),
+        default=defaults.jitter,
+        help=f"spread of the jittered starts around the encoder's prediction (default {defaults.jitter})",
+    )
+    search.add_argument(
+        "--patience",
+        type=count_arg(0, MAX_ITERATIONS),
+        default=defaults.patience,
+        help=f"stop an image after this many iterations without improvement, 0 = never (default {defaults.patience})",
+    )
+    search.add_argument(
+        "--lam",
+        type=number_arg(0, 1000),
+        default=defaults.lam,
+        help=f"weight λ of the perceptual (discriminator) loss (default {defaults.lam})",
+    )
+    search.add_argument(
+        "--lr",
+        type=number_arg(0, 10, low_open=True),
+        default=defaults.lr,
+        help=f"Adam learning rate on z (default {defaults.lr})",
+    )
+    search.add_argument(
+        "--neighbourhood",
+        default="auto",
+        type=_neighbourhood,
+        help="window of the context weighting W: auto (default: grows with the hole, at least 7) "
+        "or an odd size, e.g. 7 as in the paper",
+    )
+    search.add_argument(
+        "--constraint",
+        choices=CONSTRAINTS,
+        default=defaults.constraint,
+        help="keep z in [-1, 1] by clipping (default) or tanh",
+    )
     search.add_argument("--seed", type=seed_arg, default=0, help="seed of the restarts and generated masks (default 0)")
     search.add_argument("--no-blend", action="store_true", help="paste the raw fill, without Poisson blending")
-    search.add_argument("--crop", choices=CROP_MODES, default="auto",
-                        help="the square the model sees: auto (for a face model the face the hole belongs to, aligned; "
-                             "a classical fill when no face owns the hole), face (the likeliest face even if unconfirmed; an "
-                             "error if there is none), context (the hole and its surroundings), whole")
+    search.add_argument(
+        "--crop",
+        choices=CROP_MODES,
+        default="auto",
+        help="the square the model sees: auto (for a face model the face the hole belongs to, aligned; "
+        "a classical fill when no face owns the hole), face (the likeliest face even if unconfirmed; an "
+        "error if there is none), context (the hole and its surroundings), whole",
+    )
     search.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    search.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-                        help="auto (default): bf16 on a CPU with native bf16 support, else fp32")
+    search.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="auto (default): bf16 on a CPU with native bf16 support, else fp32",
+    )
 
 
 def _neighbourhood(text: str) -> int | str:
@@ -101,9 +152,19 @@ def _neighbourhood(text: str) -> int | str:
 def _search_settings(args: argparse.Namespace):
     from inpaint.search import SearchSettings
 
-    return SearchSettings(iterations=args.iterations, restarts=args.restarts, lam=args.lam, lr=args.lr,
-                          seed=args.seed, constraint=args.constraint, precision=args.precision,
-                          neighbourhood=args.neighbourhood, init=args.init, jitter=args.jitter, patience=args.patience)
+    return SearchSettings(
+        iterations=args.iterations,
+        restarts=args.restarts,
+        lam=args.lam,
+        lr=args.lr,
+        seed=args.seed,
+        constraint=args.constraint,
+        precision=args.precision,
+        neighbourhood=args.neighbourhood,
+        init=args.init,
+        jitter=args.jitter,
+        patience=args.patience,
+    )
 
 
 def _load_for_search(args: argparse.Namespace):
@@ -114,8 +175,10 @@ def _load_for_search(args: argparse.Namespace):
     search_precision(device, args.precision)
     checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint), device=device)
     if checkpoint.discriminator is None:
-        raise UserError(f"{checkpoint.path}: holds no discriminator, and the search needs D for its perceptual loss; "
-                        "use a checkpoint exported with it (a training run's snapshots keep it)")
+        raise UserError(
+            f"{checkpoint.path}: holds no discriminator, and the search needs D for its perceptual loss; "
+            "use a checkpoint exported with it (a training run's snapshots keep it)"
+        )
     return checkpoint
 
 
@@ -148,13 +211,18 @@ def _fill(args: argparse.Namespace) -> int:
     image = open_image(source)
     check_photo_size(image.size, source)
     width, height = image.size
-    hole = load_mask(args.mask, height, width) if args.mask else make_mask(args.mask_kind, height, width, args.fraction, args.seed, args.side)
+    hole = (
+        load_mask(args.mask, height, width)
+        if args.mask
+        else make_mask(args.mask_kind, height, width, args.fraction, args.seed, args.side)
+    )
     face_box = parse_face_box(args.face_box) if args.face_box else None
     checkpoint = _load_for_search(args)
     settings = resolve_settings(checkpoint, _search_settings(args))
     # Every start's fill is kept only when they are written: each costs a full-size copy of the photo.
     settings = replace(settings, top_k=settings.restarts if args.candidates else 1)
     with tqdm(total=max(settings.iterations, settings.scattered_iterations), unit="it", desc="searching z") as bar:
+
         def report(progress) -> None:
             if progress.active == 0:  # every image stopped early: the search is complete here
                 bar.total = progress.iteration
@@ -169,7 +237,10 @@ def _fill(args: argparse.Namespace) -> int:
     if args.candidates:
         for rank, candidate in enumerate(result.candidates, 1):
             save_image(candidate, Path(args.candidates) / f"{source.stem}-candidate{rank}{out.suffix}")
-    print(f"wrote {out} ({width}×{height}); hole {np.count_nonzero(hole) / hole.size:.1%} of the image; {describe_view(result)}; {result.seconds:.1f} s")
+    print(
+        f"wrote {out} ({width}×{height}); hole {np.count_nonzero(hole) / hole.size:.1%} of the image; "
+        f"{describe_view(result)}; {result.seconds:.1f} s"
+    )
     return 0
 
 
@@ -185,7 +256,13 @@ def _batch(args: argparse.Namespace) -> int:
     if args.mask_dir and args.mask_kind:
         raise UserError("give at most one of --mask-dir and --mask-kind (default: NAME_mask.png beside each image)")
     check_output(args.out_dir, (args.in_dir, args.mask_dir, args.checkpoint), folder=True, what="OUT_DIR")
-    masks = MaskSource(kind=args.mask_kind, folder=Path(args.mask_dir) if args.mask_dir else None, fraction=args.fraction, side=args.side, seed=args.seed)
+    masks = MaskSource(
+        kind=args.mask_kind,
+        folder=Path(args.mask_dir) if args.mask_dir else None,
+        fraction=args.fraction,
+        side=args.side,
+        seed=args.seed,
+    )
     in_dir, out_dir = Path(args.in_dir), Path(args.out_dir)
     jobs = plan_jobs(in_dir, out_dir, masks)
     checkpoint = _load_for_search(args)
@@ -214,9 +291,11 @@ def _edit(args: argparse.Namespace) -> int:
     from inpaint.sampling import generate
 
     out = Path(args.out)
-    written = {"interpolate": ("strip.png", "interpolation.gif", "latents.npy"),
-               "arithmetic": ("equation.png", "result.png", "latents.npy"),
-               "project": ("projection.png", "latent.npy")}[args.edit_command]
+    written = {
+        "interpolate": ("strip.png", "interpolation.gif", "latents.npy"),
+        "arithmetic": ("equation.png", "result.png", "latents.npy"),
+        "project": ("projection.png", "latent.npy"),
+    }[args.edit_command]
     specs = [getattr(args, name) for name in ("start", "end", "a", "b", "c", "image") if getattr(args, name, None)]
     inputs = (*[s for s in specs if not s.startswith("seed:")], args.checkpoint)
     check_output(out, inputs, folder=True)
@@ -250,12 +329,18 @@ def _edit(args: argparse.Namespace) -> int:
         save_grid(generate(checkpoint, torch.cat([concepts, z[:1]])), out / "equation.png", columns=4)
         save_grid(generate(checkpoint, z), out / "result.png")
         save_latents(z, out / "latents.npy")
-        print(f"wrote {out}/equation.png (A, B, C, A − B + C), result.png (the result and {args.variations} variations) and latents.npy")
+        print(
+            f"wrote {out}/equation.png (A, B, C, A − B + C), "
+            f"result.png (the result and {args.variations} variations) and latents.npy"
+        )
     else:  # project
         projection = editor.project(checkpoint, open_image(args.image))
         save_grid(torch.stack([projection.target, projection.image]), out / "projection.png", columns=2)
         save_latents(projection.z[None], out / "latent.npy")
-        print(f"wrote {out}/projection.png (photo as the model sees it, G(z)) and latent.npy; context loss {projection.context_loss:.2f}")
+        print(
+            f"wrote {out}/projection.png (photo as the model sees it, G(z)) and latent.npy; "
+            f"context loss {projection.context_loss:.2f}"
+        )
     return 0
 
 
@@ -314,7 +399,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint), with_discriminator=False)
     files, _ = find_images(args.data)
     if args.last:
-        files = files[-args.last:]
+        files = files[-args.last :]
     if len(files) < 2:
         raise UserError(f"{args.data}: needs at least 2 image files to compare against, found {len(files)}")
     size, channels = checkpoint.config.image_size, checkpoint.config.channels
@@ -323,7 +408,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     for warning in evaluation_warnings(real, args.n, face_template(checkpoint)):
         print(f"warning: {warning}", file=sys.stderr)
     reference = face_descriptors(real, show_progress=True)
-    samples = face_descriptors(generate(checkpoint, latents_for_seed(checkpoint, args.n, args.seed)), show_progress=True)
+    samples = face_descriptors(
+        generate(checkpoint, latents_for_seed(checkpoint, args.n, args.seed)), show_progress=True
+    )
     print(f"Fréchet face-descriptor distance: {frechet_distance(samples, reference):.5f}")
     return 0
 
@@ -344,16 +431,24 @@ def _export(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from inpaint_training.limits import ENCODER_LIMITS, FRAMER_LIMITS
 
-    parser = argparse.ArgumentParser(prog="inpaint", description="Semantic image inpainting and latent editing with a DCGAN.")
+    parser = argparse.ArgumentParser(
+        prog="inpaint", description="Semantic image inpainting and latent editing with a DCGAN."
+    )
     parser.add_argument("--version", action="version", version=f"inpaint {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train a DCGAN on a folder of images", description="Train a DCGAN on a folder of images.")
+    train = commands.add_parser(
+        "train", help="train a DCGAN on a folder of images", description="Train a DCGAN on a folder of images."
+    )
     from inpaint_training.cli import add_arguments
 
     add_arguments(train)
 
-    sample = commands.add_parser("sample", help="draw samples from a checkpoint", description="Draw samples from a checkpoint as a grid or single images.")
+    sample = commands.add_parser(
+        "sample",
+        help="draw samples from a checkpoint",
+        description="Draw samples from a checkpoint as a grid or single images.",
+    )
     sample.add_argument("--checkpoint", help="checkpoint file or folder (default: the shipped face model)")
     sample.add_argument("--n", type=count_arg(1, MAX_SAMPLES), default=64, help="number of samples (default 64)")
     sample.add_argument("--seed", type=seed_arg, default=0, help="seed of the latents (default 0)")
@@ -361,35 +456,63 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out-dir", help="also or instead write one image per sample here")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
 
-    fill = commands.add_parser("fill", help="inpaint one image", description="Inpaint one image: fill the hole given by a mask file (white = hole) or a mask kind.")
+    fill = commands.add_parser(
+        "fill",
+        help="inpaint one image",
+        description="Inpaint one image: fill the hole given by a mask file (white = hole) or a mask kind.",
+    )
     fill.add_argument("image", help="image to inpaint (any size; it is never modified)")
-    fill.add_argument("--mask", help="mask image: white (above mid-grey) = hole, black = keep; same aspect ratio as the image")
+    fill.add_argument(
+        "--mask", help="mask image: white (above mid-grey) = hole, black = keep; same aspect ratio as the image"
+    )
     fill.add_argument("--out", required=True, help="output image (same size and mode as the input)")
     fill.add_argument("--candidates", help="also write the ranked candidate fills to this folder")
-    fill.add_argument("--face-box", metavar="X,Y,W,H", help="the face the hole belongs to, when it is not found by itself (pixels)")
+    fill.add_argument(
+        "--face-box", metavar="X,Y,W,H", help="the face the hole belongs to, when it is not found by itself (pixels)"
+    )
     _add_search_arguments(fill)
 
-    batch = commands.add_parser("batch", help="inpaint a folder tree", description="Inpaint every image under IN_DIR into a mirrored tree under OUT_DIR. Masks: NAME_mask.png beside each image (default), --mask-dir, or --mask-kind. A face the finder misses can be given as X,Y,W,H in NAME_face.txt beside the image. A rerun skips finished outputs.")
+    batch = commands.add_parser(
+        "batch",
+        help="inpaint a folder tree",
+        description="Inpaint every image under IN_DIR into a mirrored tree under OUT_DIR. "
+        "Masks: NAME_mask.png beside each image (default), --mask-dir, or --mask-kind. "
+        "A face the finder misses can be given as X,Y,W,H in NAME_face.txt beside the image. "
+        "A rerun skips finished outputs.",
+    )
     batch.add_argument("in_dir")
     batch.add_argument("out_dir")
     batch.add_argument("--mask-dir", help="folder mirroring IN_DIR with NAME_mask.png (or NAME.png) masks")
     # NAME_face.txt beside an image (or in --mask-dir) holds X,Y,W,H of its face: see inpaint.batch.
-    batch.add_argument("--batch-size", type=count_arg(1, MAX_BATCH), default=16, help="images searched together (default 16)")
+    batch.add_argument(
+        "--batch-size", type=count_arg(1, MAX_BATCH), default=16, help="images searched together (default 16)"
+    )
     _add_search_arguments(batch)
 
-    edit = commands.add_parser("edit", help="latent editing: interpolate, arithmetic, project", description="Edit in latent space. Latents are given as seed:3,5,8 (samples by seed), a .npy file, or a photo to project.")
+    edit = commands.add_parser(
+        "edit",
+        help="latent editing: interpolate, arithmetic, project",
+        description="Edit in latent space. "
+        "Latents are given as seed:3,5,8 (samples by seed), a .npy file, or a photo to project.",
+    )
     edit_commands = edit.add_subparsers(dest="edit_command", required=True, metavar="EDIT")
     walk = edit_commands.add_parser("interpolate", help="frames between two faces: strip, GIF, latents")
     walk.add_argument("start", help="seed:N, latents .npy or a photo")
     walk.add_argument("end", help="seed:N, latents .npy or a photo")
-    walk.add_argument("--frames", type=count_arg(2, MAX_FRAMES), default=8, help="frames, both ends included (default 8)")
+    walk.add_argument(
+        "--frames", type=count_arg(2, MAX_FRAMES), default=8, help="frames, both ends included (default 8)"
+    )
     walk.add_argument("--method", choices=("slerp", "lerp"), default="slerp")
-    walk.add_argument("--frame-seconds", type=number_arg(0.01, 60), default=0.12, help="seconds per GIF frame (default 0.12)")
+    walk.add_argument(
+        "--frame-seconds", type=number_arg(0.01, 60), default=0.12, help="seconds per GIF frame (default 0.12)"
+    )
     sums = edit_commands.add_parser("arithmetic", help="A − B + C over concepts (each the mean of its exemplars)")
     sums.add_argument("a", help="concept A, e.g. seed:1,4,9 (smiling women)")
     sums.add_argument("b", help="concept B, e.g. seed:2,5,7 (neutral women)")
     sums.add_argument("c", help="concept C, e.g. seed:3,6,8 (neutral men)")
-    sums.add_argument("--variations", type=count_arg(0, MAX_SAMPLES), default=7, help="noisy variations around the result (default 7)")
+    sums.add_argument(
+        "--variations", type=count_arg(0, MAX_SAMPLES), default=7, help="noisy variations around the result (default 7)"
+    )
     sums.add_argument("--noise", type=number_arg(0, 10), default=0.25, help="spread of the variations (default 0.25)")
     sums.add_argument("--seed", type=seed_arg, default=0)
     proj = edit_commands.add_parser("project", help="find the latent of a photo")
@@ -399,65 +522,143 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", required=True, help="output folder")
 
     framer = commands.add_parser(
-        "train-framer", help="train a face checkpoint's framer (finds the face a hole belongs to, eyes covered or not)",
-        description="Train the framer of a face checkpoint on its training images and write the checkpoint with it (and the "
-                    "measured face framing) to OUT/model.safetensors. About 25 minutes on 2 CPU cores at the default 20,000 steps.")
+        "train-framer",
+        help="train a face checkpoint's framer (finds the face a hole belongs to, eyes covered or not)",
+        description="Train the framer of a face checkpoint on its training images "
+        "and write the checkpoint with it (and the measured face framing) to OUT/model.safetensors. "
+        "About 25 minutes on 2 CPU cores at the default 20,000 steps.",
+    )
     framer.add_argument("--checkpoint", help="face checkpoint (default: the shipped face model)")
     framer.add_argument("--data", required=True, help="the checkpoint's training images")
     framer.add_argument("--out", required=True, help="run folder: state, stats, and the new model.safetensors")
-    framer.add_argument("--val-count", type=FRAMER_LIMITS["val_count"].arg(), help="hold out the last N files, as the checkpoint's training did (e.g. 500)")
+    framer.add_argument(
+        "--val-count",
+        type=FRAMER_LIMITS["val_count"].arg(),
+        help="hold out the last N files, as the checkpoint's training did (e.g. 500)",
+    )
     framer.add_argument("--steps", type=FRAMER_LIMITS["steps"].arg(), help="training steps (default 20000)")
     framer.add_argument("--batch-size", type=FRAMER_LIMITS["batch_size"].arg(), help="examples per step (default 64)")
-    framer.add_argument("--lr", type=FRAMER_LIMITS["lr"].arg(), help="peak learning rate of the one-cycle schedule (default 2e-3)")
+    framer.add_argument(
+        "--lr", type=FRAMER_LIMITS["lr"].arg(), help="peak learning rate of the one-cycle schedule (default 2e-3)"
+    )
     framer.add_argument("--width", type=FRAMER_LIMITS["width"].arg(), help="channels of the first layer (default 32)")
-    framer.add_argument("--seed", type=FRAMER_LIMITS["seed"].arg(), help="seed of the examples and the initialisation (default 0)")
-    framer.add_argument("--log-every", type=FRAMER_LIMITS["log_every"].arg(), help="steps between stats lines (default 100)")
-    framer.add_argument("--checkpoint-every", type=FRAMER_LIMITS["checkpoint_every"].arg(), help="steps between saved states and validation scores (default 1000)")
+    framer.add_argument(
+        "--seed", type=FRAMER_LIMITS["seed"].arg(), help="seed of the examples and the initialisation (default 0)"
+    )
+    framer.add_argument(
+        "--log-every", type=FRAMER_LIMITS["log_every"].arg(), help="steps between stats lines (default 100)"
+    )
+    framer.add_argument(
+        "--checkpoint-every",
+        type=FRAMER_LIMITS["checkpoint_every"].arg(),
+        help="steps between saved states and validation scores (default 1000)",
+    )
     framer.add_argument("--resume", action="store_true", help="continue from OUT's last state")
 
     encoder = commands.add_parser(
-        "train-encoder", help="train a checkpoint's inpainting encoder (starts the search next to the answer)",
-        description="Train an inpainting encoder E(masked image, mask) → z for a checkpoint, with G and D frozen, on G's own "
-                    "samples and the checkpoint's training images, and write the checkpoint with it to OUT/model.safetensors.")
+        "train-encoder",
+        help="train a checkpoint's inpainting encoder (starts the search next to the answer)",
+        description="Train an inpainting encoder E(masked image, mask) → z for a checkpoint, with G and D frozen, "
+        "on G's own samples and the checkpoint's training images, "
+        "and write the checkpoint with it to OUT/model.safetensors.",
+    )
     encoder.add_argument("--checkpoint", help="checkpoint (default: the shipped face model)")
     encoder.add_argument("--data", required=True, help="the checkpoint's training images")
-    encoder.add_argument("--out", required=True, help="run folder: state, stats, pictures, and the new model.safetensors")
-    encoder.add_argument("--val-count", type=ENCODER_LIMITS["val_count"].arg(), help="hold out the last N files, as the checkpoint's training did (e.g. 500)")
+    encoder.add_argument(
+        "--out", required=True, help="run folder: state, stats, pictures, and the new model.safetensors"
+    )
+    encoder.add_argument(
+        "--val-count",
+        type=ENCODER_LIMITS["val_count"].arg(),
+        help="hold out the last N files, as the checkpoint's training did (e.g. 500)",
+    )
     encoder.add_argument("--steps", type=ENCODER_LIMITS["steps"].arg(), help="training steps (default 4000)")
-    encoder.add_argument("--batch-size", type=ENCODER_LIMITS["batch_size"].arg(), help="examples per step, half generated and half real (default 64)")
-    encoder.add_argument("--lr", type=ENCODER_LIMITS["lr"].arg(), help="peak learning rate of the one-cycle schedule (default 2e-3)")
-    encoder.add_argument("--width", type=ENCODER_LIMITS["width"].arg(), help="channels of the encoder's first layer (default 32)")
-    encoder.add_argument("--latent-weight", type=ENCODER_LIMITS["latent_weight"].arg(), help="weight of the latent regression on G's samples (default 1)")
-    encoder.add_argument("--pixel-weight", type=ENCODER_LIMITS["pixel_weight"].arg(), help="weight of the pixel L1 losses (default 1)")
-    encoder.add_argument("--hole-weight", type=ENCODER_LIMITS["hole_weight"].arg(), help="weight of the L1 over the hole's pixels of real images (default 0.5)")
-    encoder.add_argument("--feature-weight", type=ENCODER_LIMITS["feature_weight"].arg(), help="weight of the loss on D's features of real images (default 0.5)")
-    encoder.add_argument("--seed", type=ENCODER_LIMITS["seed"].arg(), help="seed of the batches, holes and initialisation (default 0)")
+    encoder.add_argument(
+        "--batch-size",
+        type=ENCODER_LIMITS["batch_size"].arg(),
+        help="examples per step, half generated and half real (default 64)",
+    )
+    encoder.add_argument(
+        "--lr", type=ENCODER_LIMITS["lr"].arg(), help="peak learning rate of the one-cycle schedule (default 2e-3)"
+    )
+    encoder.add_argument(
+        "--width", type=ENCODER_LIMITS["width"].arg(), help="channels of the encoder's first layer (default 32)"
+    )
+    encoder.add_argument(
+        "--latent-weight",
+        type=ENCODER_LIMITS["latent_weight"].arg(),
+        help="weight of the latent regression on G's samples (default 1)",
+    )
+    encoder.add_argument(
+        "--pixel-weight", type=ENCODER_LIMITS["pixel_weight"].arg(), help="weight of the pixel L1 losses (default 1)"
+    )
+    encoder.add_argument(
+        "--hole-weight",
+        type=ENCODER_LIMITS["hole_weight"].arg(),
+        help="weight of the L1 over the hole's pixels of real images (default 0.5)",
+    )
+    encoder.add_argument(
+        "--feature-weight",
+        type=ENCODER_LIMITS["feature_weight"].arg(),
+        help="weight of the loss on D's features of real images (default 0.5)",
+    )
+    encoder.add_argument(
+        "--seed", type=ENCODER_LIMITS["seed"].arg(), help="seed of the batches, holes and initialisation (default 0)"
+    )
     encoder.add_argument("--device", help="auto (default), cpu, cuda, mps")
-    encoder.add_argument("--log-every", type=ENCODER_LIMITS["log_every"].arg(), help="steps between stats lines (default 50)")
-    encoder.add_argument("--checkpoint-every", type=ENCODER_LIMITS["checkpoint_every"].arg(), help="steps between saved states, validation scores and pictures (default 500)")
+    encoder.add_argument(
+        "--log-every", type=ENCODER_LIMITS["log_every"].arg(), help="steps between stats lines (default 50)"
+    )
+    encoder.add_argument(
+        "--checkpoint-every",
+        type=ENCODER_LIMITS["checkpoint_every"].arg(),
+        help="steps between saved states, validation scores and pictures (default 500)",
+    )
     encoder.add_argument("--resume", action="store_true", help="continue from OUT's last state")
 
-    evaluate = commands.add_parser("eval", help="Fréchet face-descriptor distance of a checkpoint's samples to real faces",
-                                   description="Score a checkpoint: Fréchet distance between dlib face descriptors of its samples and of real images.")
+    evaluate = commands.add_parser(
+        "eval",
+        help="Fréchet face-descriptor distance of a checkpoint's samples to real faces",
+        description="Score a checkpoint: "
+        "Fréchet distance between dlib face descriptors of its samples and of real images.",
+    )
     evaluate.add_argument("--checkpoint", help="checkpoint file or folder (default: the shipped face model)")
     evaluate.add_argument("--data", required=True, help="folder of real aligned faces")
-    evaluate.add_argument("--last", type=count_arg(2, 10_000_000), help="use only the last N files by name (e.g. 500: the validation split of a --val-count 500 run)")
+    evaluate.add_argument(
+        "--last",
+        type=count_arg(2, 10_000_000),
+        help="use only the last N files by name (e.g. 500: the validation split of a --val-count 500 run)",
+    )
     evaluate.add_argument("--n", type=count_arg(2, MAX_SAMPLES), default=1000, help="samples to draw (default 1000)")
     evaluate.add_argument("--seed", type=seed_arg, default=0)
 
-    export = commands.add_parser("export", help="package a training run as a shipped checkpoint folder with model-card pictures",
-                                 description="Write a run's best snapshot and its model-card pictures (samples, losses, nearest neighbours) to a folder.")
+    export = commands.add_parser(
+        "export",
+        help="package a training run as a shipped checkpoint folder with model-card pictures",
+        description="Write a run's best snapshot and its model-card pictures "
+        "(samples, losses, nearest neighbours) to a folder.",
+    )
     export.add_argument("run_dir", help="training run folder")
     export.add_argument("--out", required=True, help="checkpoint folder to write, e.g. checkpoints/celeba64")
-    export.add_argument("--storage", choices=("fp32", "fp16", "bf16"), default="fp16", help="weight precision on disk (default fp16)")
+    export.add_argument(
+        "--storage", choices=("fp32", "fp16", "bf16"), default="fp16", help="weight precision on disk (default fp16)"
+    )
     export.add_argument("--data", help="training images for the nearest-neighbour grid (default: the run's --data)")
-    export.add_argument("--content", choices=("faces",), help="what the model draws: faces makes inpainting frame photos around detected faces")
+    export.add_argument(
+        "--content",
+        choices=("faces",),
+        help="what the model draws: faces makes inpainting frame photos around detected faces",
+    )
 
-    app = commands.add_parser("app", help="the Gradio web app", description="Start the web app (Inpaint, Edit, Model tabs).")
+    app = commands.add_parser(
+        "app", help="the Gradio web app", description="Start the web app (Inpaint, Edit, Model tabs)."
+    )
     app.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     app.add_argument("--port", type=count_arg(1, 65535), help="port (default: Gradio's, 7860 or the next free one)")
     app.add_argument("--share", action="store_true", help="also publish a temporary public link (off by default)")
-    app.add_argument("--run", action="append", default=[], help="also offer this training run or checkpoint folder (repeatable)")
+    app.add_argument(
+        "--run", action="append", default=[], help="also offer this training run or checkpoint folder (repeatable)"
+    )
 
     return parser
 
@@ -465,8 +666,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     args = build_parser().parse_args(argv)
-    handlers = {"app": _app, "edit": _edit, "fill": _fill, "batch": _batch, "sample": _sample, "eval": _evaluate, "export": _export,
-                "train-framer": _train_framer, "train-encoder": _train_encoder}
+    handlers = {
+        "app": _app,
+        "edit": _edit,
+        "fill": _fill,
+        "batch": _batch,
+        "sample": _sample,
+        "eval": _evaluate,
+        "export": _export,
+        "train-framer": _train_framer,
+        "train-encoder": _train_encoder,
+    }
     try:
         if args.command == "train":
             from inpaint_training.cli import run

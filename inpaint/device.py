@@ -44,7 +44,9 @@ def search_precision(device: torch.device, requested: str = "auto") -> str:
     and fp32 everywhere else."""
     if requested != "auto":
         return check_precision(device, requested)
-    native_bf16 = device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    native_bf16 = (
+        device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
     return "bf16" if native_bf16 else "fp32"
 
 

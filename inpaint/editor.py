@@ -54,7 +54,9 @@ def load_latents(path: str | Path, latent_dim: int) -> torch.Tensor:
     except (OSError, ValueError, EOFError) as error:
         why = "not a NumPy .npy array file" if "pickle" in str(error) or "magic" in str(error) else str(error)
         raise UserError(f"{path}: not a latent file ({why})") from None
-    if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+    if not isinstance(array, np.ndarray) or not (
+        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
+    ):
         raise UserError(f"{path}: latents must be numbers, not {getattr(array, 'dtype', type(array))}")
     if array.size == 0 or array.size % latent_dim:
         raise UserError(f"{path}: holds {array.size} numbers, not a whole number of latents of size {latent_dim}")
@@ -90,7 +92,13 @@ def concept(latents: torch.Tensor) -> torch.Tensor:
 
 
 def arithmetic(
-    checkpoint: Checkpoint, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, variations: int = 0, noise: float = 0.25, seed: int = 0
+    checkpoint: Checkpoint,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    variations: int = 0,
+    noise: float = 0.25,
+    seed: int = 0,
 ) -> torch.Tensor:
     """A − B + C over concepts (each (N, D) exemplars), plus `variations` noisy neighbours.
     Returns (1 + variations, D): the result first."""
@@ -110,7 +118,9 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
 
 
-def interpolate(checkpoint: Checkpoint, z0: torch.Tensor, z1: torch.Tensor, frames: int, method: str = "slerp") -> torch.Tensor:
+def interpolate(
+    checkpoint: Checkpoint, z0: torch.Tensor, z1: torch.Tensor, frames: int, method: str = "slerp"
+) -> torch.Tensor:
     if method not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}")
     if frames < 2:
@@ -126,13 +136,17 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(a[..., 0] if a.shape[2] == 1 else a) for a in arrays]
 
 
-def save_gif(frames: list[Image.Image], path: str | Path, seconds_per_frame: float = 0.1, scale: int = 2, bounce: bool = True) -> Path:
+def save_gif(
+    frames: list[Image.Image], path: str | Path, seconds_per_frame: float = 0.1, scale: int = 2, bounce: bool = True
+) -> Path:
     """An animated GIF (looping; forth and back when `bounce`), enlarged `scale` times."""
     frames = [f.resize((f.width * scale, f.height * scale), Image.Resampling.NEAREST).convert("RGB") for f in frames]
     if bounce:
         frames = frames + frames[-2:0:-1]
     with atomic_path(path) as tmp:
-        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=int(seconds_per_frame * 1000), loop=0)
+        frames[0].save(
+            tmp, format="GIF", save_all=True, append_images=frames[1:], duration=int(seconds_per_frame * 1000), loop=0
+        )
     return Path(path)
 
 
@@ -145,7 +159,9 @@ class Projection:
     view: Framing  # where the model's square lies in the photo
 
 
-def project(checkpoint: Checkpoint, photo: Image.Image, settings: SearchSettings = SearchSettings(lam=0.0)) -> Projection:
+def project(
+    checkpoint: Checkpoint, photo: Image.Image, settings: SearchSettings = SearchSettings(lam=0.0)
+) -> Projection:
     """The latent whose G(z) best matches a photo, framed like the engine frames a face (the
     largest face, aligned, for a face model; else the centre square), found with every pixel
     known and uniform weights, from the encoder's prediction when the checkpoint has one."""
@@ -160,4 +176,3 @@ def project(checkpoint: Checkpoint, photo: Image.Image, settings: SearchSettings
     settings = SearchSettings(**{**settings.__dict__, "weighting": "uniform", "top_k": 1})
     result = search(checkpoint, checkpoint.from_pixels(target)[None], known, settings)
     return Projection(result.z[0], checkpoint.to_pixels(result.images[0]), target, float(result.context_loss[0]), view)
-

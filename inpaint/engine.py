@@ -39,8 +39,10 @@ from inpaint.texture import MIN_UPSCALE, match_colours, photo_detail, restore_ed
 
 CROP_MODES = ("auto", "face", "context", "whole")
 VERIFY_STARTS = 4  # starts per image when a face must still be confirmed by its fill
-NO_FACE_NOTE = ("no face owns the hole: the face model only draws faces, so it was filled with OpenCV's Telea "
-                "method instead (--crop context forces the face model; --face-box X,Y,W,H says where the face is)")
+NO_FACE_NOTE = (
+    "no face owns the hole: the face model only draws faces, so it was filled with OpenCV's Telea "
+    "method instead (--crop context forces the face model; --face-box X,Y,W,H says where the face is)"
+)
 FaceBox = tuple[float, float, float, float]  # x, y, width, height in photo pixels
 
 
@@ -49,9 +51,15 @@ class FillRequest:
     """How to fill, as the command line, the batch and the app all ask for it (the photos and
     their holes are FillItems). Each field's help is what the front ends show."""
 
-    search: SearchSettings = field(default_factory=SearchSettings, metadata={"help": "the latent search (inpaint.search)"})
-    crop: str = field(default="auto", metadata={"help": "the square the model sees: auto, face, context, whole (CROP_MODES)"})
-    blend: bool = field(default=True, metadata={"help": "Poisson-blend the fill into the photo (else paste it as it is)"})
+    search: SearchSettings = field(
+        default_factory=SearchSettings, metadata={"help": "the latent search (inpaint.search)"}
+    )
+    crop: str = field(
+        default="auto", metadata={"help": "the square the model sees: auto, face, context, whole (CROP_MODES)"}
+    )
+    blend: bool = field(
+        default=True, metadata={"help": "Poisson-blend the fill into the photo (else paste it as it is)"}
+    )
     keep_raw: bool = field(default=True, metadata={"help": "also return the unblended picture (a full-size copy more)"})
 
     def __post_init__(self) -> None:
@@ -119,8 +127,9 @@ def _as_rgb(pixels: np.ndarray) -> np.ndarray:
     return pixels if pixels.shape[2] == 3 else np.repeat(pixels, 3, axis=2)
 
 
-def choose_view(checkpoint: Checkpoint, pixels: np.ndarray, hole: np.ndarray, crop: str = "auto",
-                face_box: FaceBox | None = None) -> Framing | None:
+def choose_view(
+    checkpoint: Checkpoint, pixels: np.ndarray, hole: np.ndarray, crop: str = "auto", face_box: FaceBox | None = None
+) -> Framing | None:
     """The square the model sees for this hole, or None when a face model finds no face that owns
     it (crop "auto": fill classically; crop "face": an error). pixels (H, W, C) uint8."""
     size = checkpoint.config.image_size
@@ -159,8 +168,10 @@ def _prepare(checkpoint: Checkpoint, item: FillItem, crop: str) -> _Prepared:
     known = torch.from_numpy(~hole_to_model(hole, view)).float()[None]
     notes = []
     if view.how in ("face", "face-box") and 1 / view.scale > 1.5:
-        notes.append(f"the model draws {view.size}×{view.size} pixels; this face's square is {view.side():.0f} pixels "
-                     f"wide, so the fill is enlarged {1 / view.scale:.1f}× and given the photo's own fine detail")
+        notes.append(
+            f"the model draws {view.size}×{view.size} pixels; this face's square is {view.side():.0f} pixels "
+            f"wide, so the fill is enlarged {1 / view.scale:.1f}× and given the photo's own fine detail"
+        )
     return _Prepared(image, pixels, hole, view, notes, checkpoint.from_pixels(seen), known)
 
 
@@ -168,8 +179,10 @@ def _hole_region(hole: np.ndarray, margin: int = 1) -> tuple[slice, slice]:
     """The hole's bounding box plus `margin` pixels (1: the ring of known pixels Poisson blending
     reads), clipped to the image: the only part of the photo that finishing a fill touches."""
     left, top, right, bottom = hole_box(hole)
-    return (slice(max(top - margin, 0), min(bottom + 1 + margin, hole.shape[0])),
-            slice(max(left - margin, 0), min(right + 1 + margin, hole.shape[1])))
+    return (
+        slice(max(top - margin, 0), min(bottom + 1 + margin, hole.shape[0])),
+        slice(max(left - margin, 0), min(right + 1 + margin, hole.shape[1])),
+    )
 
 
 def _in_view(view: Framing, rows: slice, cols: slice) -> np.ndarray:
@@ -189,8 +202,10 @@ def _finish(item: _Prepared, fills: list[np.ndarray], blend: bool, seed: int) ->
     upscale = 1 / item.view.scale
     # The rings colours and detail are measured on reach beyond the blend's region.
     wide = _hole_region(item.hole, int(max(8 * upscale, 8)))
-    inner = (slice(region[0].start - wide[0].start, region[0].stop - wide[0].start),
-             slice(region[1].start - wide[1].start, region[1].stop - wide[1].start))
+    inner = (
+        slice(region[0].start - wide[0].start, region[0].stop - wide[0].start),
+        slice(region[1].start - wide[1].start, region[1].stop - wide[1].start),
+    )
     known, hole = item.pixels[region].astype(np.float64), item.hole[region]
     outside = hole & ~_in_view(item.view, *region)
     base = classical_fill(item.pixels, item.hole, region).astype(np.float64) if outside.any() else known
@@ -295,7 +310,11 @@ def fill_images(
             outputs[index] = _classical_result(item, region, per_image + time.perf_counter() - t0, item.notes)
             continue
         i = searched.index(index)
-        if crop == "auto" and not item.view.confirmed and not _fills_show_a_face(checkpoint, item, result.candidates[i]):
+        if (
+            crop == "auto"
+            and not item.view.confirmed
+            and not _fills_show_a_face(checkpoint, item, result.candidates[i])
+        ):
             outputs[index] = _classical_result(item, region, per_image + time.perf_counter() - t0, [NO_FACE_NOTE])
             continue
         fills = [checkpoint.to_pixels(fill).permute(1, 2, 0).numpy() * 255 for fill in result.candidates[i]]
@@ -323,6 +342,8 @@ def describe_view(result: FillResult) -> str:
         return f"framing: {result.framing}"
     view = result.view
     corner = np.round(view.corners()[0]).astype(int)
-    return (f"framing: {view.how} (the model's {view.size}×{view.size} square is {view.side():.0f} px wide at "
-            f"({corner[0]}, {corner[1]}), turned {view.angle:+.0f}°); context loss {result.context_loss:.2f}, "
-            f"perceptual loss {result.perceptual_loss:.4f}")
+    return (
+        f"framing: {view.how} (the model's {view.size}×{view.size} square is {view.side():.0f} px wide at "
+        f"({corner[0]}, {corner[1]}), turned {view.angle:+.0f}°); context loss {result.context_loss:.2f}, "
+        f"perceptual loss {result.perceptual_loss:.4f}"
+    )

@@ -48,10 +48,12 @@ def face_descriptors(images: torch.Tensor, batch_size: int = 64, show_progress: 
         images = images.expand(-1, 3, -1, -1)
     chips = images.permute(0, 2, 3, 1).contiguous().numpy()
     out = []
-    for start in tqdm(range(0, len(chips), batch_size), desc="face descriptors", disable=not show_progress, leave=False):
+    for start in tqdm(
+        range(0, len(chips), batch_size), desc="face descriptors", disable=not show_progress, leave=False
+    ):
         batch = [
             np.ascontiguousarray(cv2.resize(chip, (CHIP_SIZE, CHIP_SIZE), interpolation=cv2.INTER_CUBIC))
-            for chip in chips[start:start + batch_size]
+            for chip in chips[start : start + batch_size]
         ]
         out.extend(np.asarray(d) for d in model.compute_face_descriptor(batch))
     return np.stack(out).astype(np.float64)
@@ -84,8 +86,10 @@ def evaluation_warnings(reference: torch.Tensor, samples: int, template=None, pr
     warnings = []
     fewest = min(len(reference), samples)
     if fewest < RELIABLE_COUNT:
-        warnings.append(f"only {fewest} images on one side: the distance is biased upwards and varies from run to run "
-                        f"below about {RELIABLE_COUNT}; compare scores only at equal counts")
+        warnings.append(
+            f"only {fewest} images on one side: the distance is biased upwards and varies from run to run "
+            f"below about {RELIABLE_COUNT}; compare scores only at equal counts"
+        )
     from inpaint.locate import shows_face
 
     picked = reference[torch.linspace(0, len(reference) - 1, min(probe, len(reference))).long()]
@@ -93,6 +97,8 @@ def evaluation_warnings(reference: torch.Tensor, samples: int, template=None, pr
     known = np.ones(views.shape[1:3], bool)
     seen = sum(shows_face(view[None], known, template) for view in views)
     if seen < len(views) / 2:
-        warnings.append(f"a face detector finds a face in only {seen} of {len(views)} reference images checked: "
-                        "the score compares face descriptors and means little for images that are not aligned faces")
+        warnings.append(
+            f"a face detector finds a face in only {seen} of {len(views)} reference images checked: "
+            "the score compares face descriptors and means little for images that are not aligned faces"
+        )
     return warnings

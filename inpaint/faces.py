@@ -62,7 +62,10 @@ class _Models:
         self._predictor = None
 
     def available(self) -> bool:
-        return importlib.util.find_spec("dlib") is not None and importlib.util.find_spec("face_recognition_models") is not None
+        return (
+            importlib.util.find_spec("dlib") is not None
+            and importlib.util.find_spec("face_recognition_models") is not None
+        )
 
     def load(self):
         with self._lock:
@@ -134,8 +137,7 @@ def _search_windows(shape: tuple[int, int], hole: np.ndarray | None) -> list[tup
     long_side = max(height, width)
     has_hole = hole is not None and bool(hole.any())
     scale = min(PHOTO_SIDE / long_side, 4.0)
-    windows = [(resize_map(scale),
-                (max(1, round(width * scale)), max(1, round(height * scale))))]
+    windows = [(resize_map(scale), (max(1, round(width * scale)), max(1, round(height * scale))))]
     if has_hole:
         left, top, right, bottom = hole_box(hole)
         cx, cy = (left + right) / 2, (top + bottom) / 2
@@ -160,8 +162,13 @@ def _warp(rgb: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndar
     return cv2.warpAffine(rgb, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def detect(rgb: np.ndarray, hole: np.ndarray | None = None, threshold: float = 0.0, source: str = "photo",
-           tilts: tuple[float, ...] = (0.0,)) -> list[Face]:
+def detect(
+    rgb: np.ndarray,
+    hole: np.ndarray | None = None,
+    threshold: float = 0.0,
+    source: str = "photo",
+    tilts: tuple[float, ...] = (0.0,),
+) -> list[Face]:
     """Faces in an (H, W, 3) uint8 photo, with landmarks, best score first. With a hole, only
     faces whose box contains the hole's centre are kept (and the search is centred on it)."""
     height, width = rgb.shape[:2]
@@ -181,8 +188,15 @@ def detect(rgb: np.ndarray, hole: np.ndarray | None = None, threshold: float = 0
             back = cv2.invertAffineTransform(turned)
             rectangles, scores = MODELS.detect(window, threshold)
             for rect, score in zip(rectangles, scores):
-                corners = np.array([[rect.left(), rect.top()], [rect.right(), rect.top()],
-                                    [rect.right(), rect.bottom()], [rect.left(), rect.bottom()]], np.float64)
+                corners = np.array(
+                    [
+                        [rect.left(), rect.top()],
+                        [rect.right(), rect.top()],
+                        [rect.right(), rect.bottom()],
+                        [rect.left(), rect.bottom()],
+                    ],
+                    np.float64,
+                )
                 corners = corners @ back[:, :2].T + back[:, 2]
                 if centre is not None and not _inside(corners, centre):
                     continue

@@ -37,9 +37,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
-    )
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -69,8 +67,12 @@ def remove_stale_temporaries(folder: str | os.PathLike[str], recursive: bool = T
     return found
 
 
-def check_output(path: str | os.PathLike[str], inputs: tuple[str | os.PathLike[str] | None, ...] = (),
-                 folder: bool = False, what: str = "--out") -> Path:
+def check_output(
+    path: str | os.PathLike[str],
+    inputs: tuple[str | os.PathLike[str] | None, ...] = (),
+    folder: bool = False,
+    what: str = "--out",
+) -> Path:
     """Refuse an output path before any work is done: one that is (or, for a folder, holds) one of
     the inputs, a folder where a file is wanted or the reverse, or one under an existing file."""
     path = Path(path)

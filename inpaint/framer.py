@@ -87,8 +87,9 @@ def view_input(pixels: np.ndarray, hole: np.ndarray, view: Framing) -> np.ndarra
     return np.concatenate([image / 127.5 - 1, mask[..., None]], axis=2).transpose(2, 0, 1).astype(np.float32)
 
 
-def reduced_photo(pixels: np.ndarray, hole: np.ndarray | None, windows: list[Framing],
-                  margin: float = 0.5) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+def reduced_photo(
+    pixels: np.ndarray, hole: np.ndarray | None, windows: list[Framing], margin: float = 0.5
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """The part of the photo the windows can reach while they are walked (each enlarged by
     `margin` of its side), shrunk once so that the smallest still has SUPERSAMPLE photo pixels
     per view pixel; the hole as the share of each small pixel it covers; and the 2×3 map from the
@@ -127,7 +128,9 @@ class Framer:
         self.net = net.eval().requires_grad_(False)
 
     @torch.no_grad()
-    def refine(self, pixels: np.ndarray, hole: np.ndarray | None, proposals: list[Framing], steps: int = STEPS) -> list[tuple[Framing, float]]:
+    def refine(
+        self, pixels: np.ndarray, hole: np.ndarray | None, proposals: list[Framing], steps: int = STEPS
+    ) -> list[tuple[Framing, float]]:
         """Each proposal walked onto the training framing: (framing, probability that it shows a
         face), in the proposals' order. All proposals go through the network together."""
         if not proposals:
@@ -140,6 +143,8 @@ class Framer:
             seen = [Framing(compose(w.matrix, to_photo), INPUT, w.how) for w in windows]
             views = torch.from_numpy(np.stack([view_input(small, small_hole, v) for v in seen]))
             out = self.net(views).float().numpy()
-            windows = [Framing(compose(correction(row), w.matrix), INPUT, w.how, w.confirmed) for row, w in zip(out, windows)]
+            windows = [
+                Framing(compose(correction(row), w.matrix), INPUT, w.how, w.confirmed) for row, w in zip(out, windows)
+            ]
             logits = out[:, 6]
         return [(w.resized(size), float(1 / (1 + np.exp(-logit)))) for w, logit in zip(windows, logits)]

@@ -108,15 +108,19 @@ class Framing:
 
     def describe(self) -> dict:
         """JSON-friendly facts: how it was chosen, its corners, side and angle in the photo."""
-        return {"how": self.how, "corners": np.round(self.corners(), 1).tolist(), "side": round(self.side(), 1),
-                "angle": round(self.angle, 1)}
+        return {
+            "how": self.how,
+            "corners": np.round(self.corners(), 1).tolist(),
+            "side": round(self.side(), 1),
+            "angle": round(self.angle, 1),
+        }
 
 
 def _region(array: np.ndarray, bounds: tuple[int, int, int, int], border: int) -> np.ndarray:
     """array[top:bottom, left:right], with the part outside the image filled by `border`."""
     left, top, right, bottom = bounds
     height, width = array.shape[:2]
-    inside = array[max(top, 0): min(bottom, height), max(left, 0): min(right, width)]
+    inside = array[max(top, 0) : min(bottom, height), max(left, 0) : min(right, width)]
     pads = (max(-top, 0), max(bottom - height, 0), max(-left, 0), max(right - width, 0))
     if not any(pads):
         return inside
@@ -128,8 +132,9 @@ def _region(array: np.ndarray, bounds: tuple[int, int, int, int], border: int) -
     return cv2.copyMakeBorder(inside, *pads, borderType=border, value=0)
 
 
-def _shrunk_region(array: np.ndarray, bounds: tuple[int, int, int, int], border: int,
-                   shrink: float) -> tuple[np.ndarray, np.ndarray]:
+def _shrunk_region(
+    array: np.ndarray, bounds: tuple[int, int, int, int], border: int, shrink: float
+) -> tuple[np.ndarray, np.ndarray]:
     """The photo's rectangle `bounds` shrunk by area to `shrink` of its size (so a warp from it
     never skips photo pixels), its part outside the photo filled by `border`; and the 2×3 map from
     photo to that array. The photo's part is shrunk before the padding is added: a square much
@@ -139,13 +144,15 @@ def _shrunk_region(array: np.ndarray, bounds: tuple[int, int, int, int], border:
     inner = (max(left, 0), max(top, 0), min(right, width), min(bottom, height))
     if shrink >= 1.0 or inner[2] <= inner[0] or inner[3] <= inner[1]:
         return _region(array, bounds, border), np.array([[1.0, 0, -left], [0, 1.0, -top]])
-    inside = array[inner[1]:inner[3], inner[0]:inner[2]]
+    inside = array[inner[1] : inner[3], inner[0] : inner[2]]
     new_size = (max(1, round(inside.shape[1] * shrink)), max(1, round(inside.shape[0] * shrink)))
     fx, fy = new_size[0] / inside.shape[1], new_size[1] / inside.shape[0]
     small = cv2.resize(inside, new_size, interpolation=cv2.INTER_AREA)  # in the photo's dtype: no big float copy
     small = small.reshape(small.shape[:2] + array.shape[2:])
     pads = [round((inner[0] - left) * fx), round((inner[1] - top) * fy)]
-    padded = _region(small, (-pads[0], -pads[1], round((right - inner[0]) * fx), round((bottom - inner[1]) * fy)), border)
+    padded = _region(
+        small, (-pads[0], -pads[1], round((right - inner[0]) * fx), round((bottom - inner[1]) * fy)), border
+    )
     return padded, np.array([[fx, 0, pads[0] - inner[0] * fx], [0, fy, pads[1] - inner[1] * fy]])
 
 
@@ -165,8 +172,13 @@ def to_model(array: np.ndarray, framing: Framing, border: int = cv2.BORDER_REFLE
     region, matrix = _shrunk_region(array, framing.photo_bounds(), border, min(1.0, SUPERSAMPLE * framing.scale))
     # region → model ×SUPERSAMPLE: model = framing ∘ region⁻¹, then scaled up by the supersampling.
     to_fine = compose(resize_map(SUPERSAMPLE), compose(framing.matrix, cv2.invertAffineTransform(matrix)))
-    fine = cv2.warpAffine(region.astype(np.float32), to_fine, (size * SUPERSAMPLE, size * SUPERSAMPLE), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    fine = cv2.warpAffine(
+        region.astype(np.float32),
+        to_fine,
+        (size * SUPERSAMPLE, size * SUPERSAMPLE),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     out = cv2.resize(fine, (size, size), interpolation=cv2.INTER_AREA)
     return out.reshape((size, size) + array.shape[2:])
 
@@ -177,7 +189,7 @@ def hole_to_model(hole: np.ndarray, framing: Framing) -> np.ndarray:
     # cost more than the warp.
     left, top, right, bottom = framing.photo_bounds()
     left, top = max(left, 0), max(top, 0)
-    crop = hole[top:max(bottom, top), left:max(right, left)].astype(np.float32)  # the photo's part; to_model pads
+    crop = hole[top : max(bottom, top), left : max(right, left)].astype(np.float32)  # the photo's part; to_model pads
     if crop.size == 0:
         return np.zeros((framing.size, framing.size), bool)
     shifted = Framing(compose(framing.matrix, np.array([[1.0, 0, left], [0, 1.0, top]])), framing.size, framing.how)
@@ -190,12 +202,19 @@ def from_model(fill: np.ndarray, framing: Framing, rows: slice, cols: slice) -> 
     float32 (h, w[, C]), bicubic."""
     matrix = compose(framing.matrix, np.array([[1.0, 0, cols.start], [0, 1.0, rows.start]]))  # region → model
     size = (cols.stop - cols.start, rows.stop - rows.start)
-    out = cv2.warpAffine(fill.astype(np.float32), matrix, size, flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                         borderMode=cv2.BORDER_REPLICATE)
+    out = cv2.warpAffine(
+        fill.astype(np.float32),
+        matrix,
+        size,
+        flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     return out.reshape((size[1], size[0]) + fill.shape[2:])
 
 
-def draw(rgb: np.ndarray, framing: Framing | None, hole: np.ndarray | None = None, longest: int = 1024) -> tuple[np.ndarray, float]:
+def draw(
+    rgb: np.ndarray, framing: Framing | None, hole: np.ndarray | None = None, longest: int = 1024
+) -> tuple[np.ndarray, float]:
     """A picture of what the model sees: the photo (at most `longest` pixels long), the hole
     tinted, the model's square outlined with its top edge marked. Returns (picture, scale of the
     picture relative to the photo)."""
@@ -207,6 +226,15 @@ def draw(rgb: np.ndarray, framing: Framing | None, hole: np.ndarray | None = Non
     if framing is not None:
         corners = (framing.corners() + 0.5) * scale - 0.5
         thickness = max(2, round(max(picture.shape[:2]) / 300))
-        cv2.polylines(picture, [np.round(corners * 16).astype(np.int32)], True, (0, 255, 0), thickness, cv2.LINE_AA, shift=4)
-        cv2.line(picture, *[tuple(np.round(c * 16).astype(int)) for c in corners[:2]], (255, 255, 0), thickness, cv2.LINE_AA, shift=4)
+        cv2.polylines(
+            picture, [np.round(corners * 16).astype(np.int32)], True, (0, 255, 0), thickness, cv2.LINE_AA, shift=4
+        )
+        cv2.line(
+            picture,
+            *[tuple(np.round(c * 16).astype(int)) for c in corners[:2]],
+            (255, 255, 0),
+            thickness,
+            cv2.LINE_AA,
+            shift=4,
+        )
     return picture, scale

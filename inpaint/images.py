@@ -59,8 +59,9 @@ def find_images(root: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
     return images, others
 
 
-def open_image(path: str | os.PathLike[str], draft_size: int | None = None, max_pixels: int = MAX_PIXELS,
-               name: str | None = None) -> Image.Image:
+def open_image(
+    path: str | os.PathLike[str], draft_size: int | None = None, max_pixels: int = MAX_PIXELS, name: str | None = None
+) -> Image.Image:
     """Open an image fully decoded and upright per its EXIF tag, in its own mode; images over
     `max_pixels` are refused from their header, before any decoding. Messages name the file as
     `name` (say, an upload's own name rather than its temporary path)."""
@@ -98,7 +99,7 @@ def header_size(source: str | os.PathLike[str] | bytes) -> tuple[str, tuple[int,
     """
     Image.init()
     claimed = None
-    with (io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")) as handle:
+    with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as handle:
         prefix = handle.read(16)
         for format_id in Image.ID:
             factory, accept = Image.OPEN[format_id]
@@ -119,8 +120,10 @@ def check_pixel_budget(size: tuple[int, int], source: str | os.PathLike[str], ma
     """Refuse an image whose width × height exceeds the budget, naming its size."""
     width, height = size
     if width * height > max_pixels:
-        raise UserError(f"{source}: image too large ({width}×{height} = {width * height / 1e6:.0f} megapixels; "
-                        f"at most {max_pixels / 1e6:.0f} megapixels)")
+        raise UserError(
+            f"{source}: image too large ({width}×{height} = {width * height / 1e6:.0f} megapixels; "
+            f"at most {max_pixels / 1e6:.0f} megapixels)"
+        )
 
 
 def check_photo_size(size: tuple[int, int], source: str | os.PathLike[str]) -> None:
@@ -149,7 +152,11 @@ def normalise_mode(image: Image.Image, channels: int) -> Image.Image:
             top = 65535.0
         else:
             # 32-bit int and float images carry no range: guess it from the values.
-            top = 1.0 if mode == "F" and array.max(initial=0) <= 1.0 else (255.0 if array.max(initial=0) <= 255 else 65535.0)
+            top = (
+                1.0
+                if mode == "F" and array.max(initial=0) <= 1.0
+                else (255.0 if array.max(initial=0) <= 255 else 65535.0)
+            )
         image = Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
         mode = "L"
     if mode == "P":

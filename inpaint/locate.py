@@ -54,8 +54,13 @@ class FaceTemplate:
     images: int = 0
 
     def to_metadata(self) -> dict:
-        return {"landmarks": "dlib-68", "size": self.size, "images": self.images,
-                "points": np.round(self.points, 3).tolist(), "box": np.round(self.box, 3).tolist()}
+        return {
+            "landmarks": "dlib-68",
+            "size": self.size,
+            "images": self.images,
+            "points": np.round(self.points, 3).tolist(),
+            "box": np.round(self.box, 3).tolist(),
+        }
 
     @classmethod
     def from_metadata(cls, data: dict | None) -> FaceTemplate | None:
@@ -81,8 +86,11 @@ class FaceTemplate:
             w, h = right - left, max(bottom - top, 0.1 * size)
             return left - grow_x * w, top - grow_y * h, right + grow_x * w, bottom + grow_y * h
 
-        return {"eyes": box(list(range(36, 48)), 0.2, 0.8), "mouth": box(list(range(48, 68)), 0.2, 0.6),
-                "centre": box(list(range(27, 68)), 0.15, 0.15)}
+        return {
+            "eyes": box(list(range(36, 48)), 0.2, 0.8),
+            "mouth": box(list(range(48, 68)), 0.2, 0.6),
+            "centre": box(list(range(27, 68)), 0.15, 0.15),
+        }
 
     def at_size(self, size: int) -> FaceTemplate:
         """The same framing for a model of another size."""
@@ -120,14 +128,15 @@ def _landmark_weights(points: np.ndarray, hole: np.ndarray | None, margin: float
     # mask would cost more than the rest of the face finding.
     reach = int(margin) + 1
     top, left = max(ys.min() - reach, 0), max(xs.min() - reach, 0)
-    crop = hole[top:ys.max() + reach + 1, left:xs.max() + reach + 1].astype(np.uint8)
+    crop = hole[top : ys.max() + reach + 1, left : xs.max() + reach + 1].astype(np.uint8)
     grown = cv2.dilate(crop, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(margin) + 1,) * 2))
     weights[grown[ys - top, xs - left] > 0] = HOLE_LANDMARK_WEIGHT
     return weights
 
 
-def face_framing(face: faces.Face, template: FaceTemplate | None, size: int, hole: np.ndarray | None = None,
-                 how: str = "face") -> Framing:
+def face_framing(
+    face: faces.Face, template: FaceTemplate | None, size: int, hole: np.ndarray | None = None, how: str = "face"
+) -> Framing:
     """The framing of a found face: its landmarks fitted onto the template (landmarks in the hole
     weigh little), or, without a template, the upright square of its detector box."""
     if template is None:
@@ -144,8 +153,14 @@ def upright_from_box(corners: np.ndarray, size: int, how: str) -> Framing:
     return Framing.square(centre[0] - side / 2, centre[1] + BOX_CENTRE_SHIFT * width - side / 2, side, size, how)
 
 
-def box_framing(rgb: np.ndarray, box: tuple[float, float, float, float], template: FaceTemplate | None, size: int,
-                hole: np.ndarray | None = None, framer: Framer | None = None) -> Framing:
+def box_framing(
+    rgb: np.ndarray,
+    box: tuple[float, float, float, float],
+    template: FaceTemplate | None,
+    size: int,
+    hole: np.ndarray | None = None,
+    framer: Framer | None = None,
+) -> Framing:
     """The framing of a face the user boxed (x, y, w, h): the template's box laid on it, turned by
     the tilt its landmarks show; with a framer, walked onto the training framing from there, as
     long as that stays on the user's box (its centre within a third of the box, its size within
@@ -162,7 +177,9 @@ def box_framing(rgb: np.ndarray, box: tuple[float, float, float, float], templat
     return start
 
 
-def _box_start(rgb: np.ndarray, corners: np.ndarray, template: FaceTemplate | None, size: int, hole: np.ndarray | None) -> Framing:
+def _box_start(
+    rgb: np.ndarray, corners: np.ndarray, template: FaceTemplate | None, size: int, hole: np.ndarray | None
+) -> Framing:
     x, y = corners[0]
     w, h = corners[2] - corners[0]
     if template is None or not faces.available():
@@ -200,12 +217,17 @@ def hole_proposals(hole: np.ndarray, size: int) -> list[Framing]:
     left, top, right, bottom = hole_box(hole)
     cx, cy = (left + right) / 2, (top + bottom) / 2
     extent = max(right - left, bottom - top, 8)
-    squares = [Framing.square(cx - k * extent / 2, cy - k * extent / 2 - shift * k * extent, k * extent, size, "face")
-               for k in HOLE_SQUARES for shift in (0.0, 0.2, -0.2)]
+    squares = [
+        Framing.square(cx - k * extent / 2, cy - k * extent / 2 - shift * k * extent, k * extent, size, "face")
+        for k in HOLE_SQUARES
+        for shift in (0.0, 0.2, -0.2)
+    ]
     return [Framing(square.matrix, size, "face", confirmed=False) for square in squares]
 
 
-def _detected(rgb: np.ndarray, hole: np.ndarray, template: FaceTemplate | None, size: int, thorough: bool) -> list[Framing]:
+def _detected(
+    rgb: np.ndarray, hole: np.ndarray, template: FaceTemplate | None, size: int, thorough: bool
+) -> list[Framing]:
     """Framings of the detected faces whose square owns the hole: on the photo as given first;
     when that finds none (and `thorough`), on the repaired photo with a lower threshold, then on
     turned copies of the windows."""
@@ -215,15 +237,18 @@ def _detected(rgb: np.ndarray, hole: np.ndarray, template: FaceTemplate | None, 
         attempts += [(fixed, -0.6, (0.0,), "repaired"), (fixed, -0.6, (-faces.TILT, faces.TILT), "repaired")]
     points = hole_points(hole)
     for pixels, threshold, tilts, source in attempts:
-        found = [face_framing(face, template, size, hole) for face in faces.detect(pixels, hole, threshold, source, tilts)]
+        found = [
+            face_framing(face, template, size, hole) for face in faces.detect(pixels, hole, threshold, source, tilts)
+        ]
         found = [f for f in found if _owns(f, points)]
         if found:
             return found
     return []
 
 
-def find_face_framing(rgb: np.ndarray, hole: np.ndarray, template: FaceTemplate | None, size: int,
-                      framer: Framer | None = None) -> Framing | None:
+def find_face_framing(
+    rgb: np.ndarray, hole: np.ndarray, template: FaceTemplate | None, size: int, framer: Framer | None = None
+) -> Framing | None:
     """The aligned framing of the face the hole belongs to, or None when no face owns the hole.
 
     With a framer: the detector's faces (on the photo as given) and squares around the hole are
@@ -278,13 +303,17 @@ def shows_face(views: np.ndarray, known: np.ndarray, template: FaceTemplate | No
         for rect, score in zip(rectangles, scores):
             middle = np.array([(rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2])
             if np.linalg.norm(middle - centre) < 0.35 * width and 0.6 < rect.width() / width < 1.6:
-                inside = known_big[max(rect.top(), 0): max(rect.bottom(), 0), max(rect.left(), 0): max(rect.right(), 0)]
+                inside = known_big[
+                    max(rect.top(), 0) : max(rect.bottom(), 0), max(rect.left(), 0) : max(rect.right(), 0)
+                ]
                 if inside.size and inside.mean() >= KNOWN_SHARE:
                     return True
     return False
 
 
-def photo_framing(rgb: np.ndarray, template: FaceTemplate | None, size: int, use_faces: bool, framer: Framer | None = None) -> Framing:
+def photo_framing(
+    rgb: np.ndarray, template: FaceTemplate | None, size: int, use_faces: bool, framer: Framer | None = None
+) -> Framing:
     """The square showing a whole photo's subject (for projection): the most face-like face,
     aligned, for a face model; else the centred square. A small square image (at most twice the model
     size) is taken as already framed, as the engine does."""
@@ -330,5 +359,7 @@ def parse_face_box(text: str, source: str = "--face-box") -> tuple[float, float,
     except ValueError:
         values = ()
     if len(values) != 4 or not all(np.isfinite(values)) or values[2] <= 0 or values[3] <= 0:
-        raise UserError(f"{source}: a face box is X,Y,W,H in pixels with a positive width and height, not {text.strip()[:60]!r}")
+        raise UserError(
+            f"{source}: a face box is X,Y,W,H in pixels with a positive width and height, not {text.strip()[:60]!r}"
+        )
     return values  # type: ignore[return-value]

@@ -34,7 +34,7 @@ def centre_mask(height: int, width: int, fraction: float = 0.25) -> np.ndarray:
     mh, mw = max(1, round(height * side)), max(1, round(width * side))
     top, left = (height - mh) // 2, (width - mw) // 2
     hole = np.zeros((height, width), dtype=bool)
-    hole[top:top + mh, left:left + mw] = True
+    hole[top : top + mh, left : left + mw] = True
     return hole
 
 
@@ -68,15 +68,17 @@ def half_mask(height: int, width: int, side: str = "left") -> np.ndarray:
     if side == "left":
         hole[:, : width // 2] = True
     elif side == "right":
-        hole[:, width // 2:] = True
+        hole[:, width // 2 :] = True
     elif side == "top":
         hole[: height // 2] = True
     else:
-        hole[height // 2:] = True
+        hole[height // 2 :] = True
     return hole
 
 
-def make_mask(kind: str, height: int, width: int, fraction: float | None = None, seed: int = 0, side: str = "left") -> np.ndarray:
+def make_mask(
+    kind: str, height: int, width: int, fraction: float | None = None, seed: int = 0, side: str = "left"
+) -> np.ndarray:
     """A mask of one of MASK_KINDS for an image of the given size."""
     if kind == "centre":
         return centre_mask(height, width, 0.25 if fraction is None else fraction)
@@ -112,7 +114,9 @@ def load_mask(path: str | os.PathLike[str], height: int, width: int) -> np.ndarr
 def mask_alpha(image: Image.Image) -> np.ndarray | None:
     """The alpha channel (H, W) uint8 of a mask image that has transparency, else None (no alpha,
     or alpha opaque everywhere: then the pixels' brightness says where the hole is)."""
-    if image.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and not (image.mode == "P" and "transparency" in image.info):
+    if image.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and not (
+        image.mode == "P" and "transparency" in image.info
+    ):
         return None
     alpha = np.asarray(image.convert("RGBA").getchannel("A"))
     return None if alpha.min() == 255 else alpha
@@ -134,9 +138,8 @@ def hole_points(hole: np.ndarray, limit: int = 20000) -> np.ndarray:
     if box is None:
         return np.zeros((0, 2))
     left, top, right, bottom = box
-    ys, xs = np.nonzero(hole[top:bottom + 1, left:right + 1])
+    ys, xs = np.nonzero(hole[top : bottom + 1, left : right + 1])
     points = np.stack([xs + left, ys + top], 1)
     if len(points) > limit:
         points = points[np.random.default_rng(0).choice(len(points), limit, replace=False)]
     return points
-

@@ -143,4 +143,3 @@ class Discriminator(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.main(image).reshape(-1)
-

@@ -53,7 +53,9 @@ SCATTERED_REACH = 2.0
 @dataclass(frozen=True)
 class SearchSettings:
     iterations: int | None = None  # None: ENCODER_START or RANDOM_START, by where the search starts
-    scattered_iterations: int | None = None  # for scattered holes; None: ENCODER_SCATTERED from the encoder, else `iterations`
+    scattered_iterations: int | None = (
+        None  # for scattered holes; None: ENCODER_SCATTERED from the encoder, else `iterations`
+    )
     restarts: int | None = None  # starts per image, searched together and ranked by context loss
     lam: float = 0.003
     lr: float = 0.03
@@ -64,7 +66,8 @@ class SearchSettings:
     weighting: str = "neighbourhood"  # or "uniform": every known pixel weighs 1 (projection of a whole image)
     precision: str = "auto"  # see inpaint.device.search_precision
     report_every: int = 25
-    init: str = "auto"  # "encoder": E's prediction and jittered copies; "random": prior draws; "auto": E when the checkpoint has one
+    # "encoder": E's prediction and jittered copies; "random": prior draws; "auto": E when the checkpoint has one
+    init: str = "auto"
     jitter: float = 0.2  # spread of the jittered starts around E's prediction, in units of the prior's scale
     patience: int = 15  # an image stops after this many iterations without improvement (0: never stops early)
     tolerance: float = 0.002  # the relative fall of the context loss that counts as an improvement
@@ -78,15 +81,21 @@ def resolve_settings(checkpoint: Checkpoint, settings: SearchSettings) -> Search
     if init == "auto":
         init = "encoder" if checkpoint.encoder is not None else "random"
     if init == "encoder" and checkpoint.encoder is None:
-        raise UserError(f"{checkpoint.path}: has no inpainting encoder to start the search from (train one with "
-                        "`inpaint train-encoder`, or start from random latents)")
+        raise UserError(
+            f"{checkpoint.path}: has no inpainting encoder to start the search from (train one with "
+            "`inpaint train-encoder`, or start from random latents)"
+        )
     iterations, restarts = ENCODER_START if init == "encoder" else RANDOM_START
     scattered = ENCODER_SCATTERED if init == "encoder" else iterations
     if settings.iterations is not None:  # a count the user chose holds for every hole
         iterations = scattered = settings.iterations
-    return replace(settings, init=init, iterations=iterations,
-                   scattered_iterations=scattered if settings.scattered_iterations is None else settings.scattered_iterations,
-                   restarts=restarts if settings.restarts is None else settings.restarts)
+    return replace(
+        settings,
+        init=init,
+        iterations=iterations,
+        scattered_iterations=scattered if settings.scattered_iterations is None else settings.scattered_iterations,
+        restarts=restarts if settings.restarts is None else settings.restarts,
+    )
 
 
 def scattered_holes(known: torch.Tensor) -> torch.Tensor:
@@ -172,7 +181,9 @@ def _prior_init(checkpoint: Checkpoint, n_images: int, settings: SearchSettings)
     return z0.repeat(n_images, 1)
 
 
-def _encoder_init(checkpoint: Checkpoint, images: torch.Tensor, known: torch.Tensor, settings: SearchSettings) -> torch.Tensor:
+def _encoder_init(
+    checkpoint: Checkpoint, images: torch.Tensor, known: torch.Tensor, settings: SearchSettings
+) -> torch.Tensor:
     """Starting latents around E's prediction: restart 0 is the prediction itself, restart r > 0
     adds `jitter` times the r-th seeded prior draw (the same offsets for every image, and the same
     first offsets whatever the number of restarts)."""
@@ -265,7 +276,9 @@ def search(
             every = generator(best_z).float().view(n, k, *images.shape[1:]).cpu()
         per_image = best_context.view(n, k).cpu()
         current = every[torch.arange(n), per_image.argmin(1)]
-        progress = SearchProgress(iteration, settings.iterations, per_image.min(1).values, current, per_image, every, int(active.sum()))
+        progress = SearchProgress(
+            iteration, settings.iterations, per_image.min(1).values, current, per_image, every, int(active.sum())
+        )
         return callback(progress)
 
     def active_rows() -> torch.Tensor | None:
@@ -303,7 +316,9 @@ def search(
         ran[(active & finished).cpu()] = iteration + 1
         active &= ~finished
         stop = not active.any()
-        if callback is not None and ((iteration + 1) % settings.report_every == 0 or iteration + 1 == settings.iterations or stop):
+        if callback is not None and (
+            (iteration + 1) % settings.report_every == 0 or iteration + 1 == settings.iterations or stop
+        ):
             if report(iteration + 1):
                 ran[active.cpu()] = iteration + 1
                 break

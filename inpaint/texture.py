@@ -51,8 +51,14 @@ def _sine_window(size: int) -> np.ndarray:
     return (window[:, None] * window[None, :]).astype(np.float32)
 
 
-def photo_detail(photo: np.ndarray, known: np.ndarray, hole: np.ndarray, upscale: float, guide: np.ndarray | None = None,
-                 seed: int = 0) -> np.ndarray:
+def photo_detail(
+    photo: np.ndarray,
+    known: np.ndarray,
+    hole: np.ndarray,
+    upscale: float,
+    guide: np.ndarray | None = None,
+    seed: int = 0,
+) -> np.ndarray:
     """Brightness detail to add to a fill inside `hole`.
 
     photo (h, w, C) 0…255, the region around the hole; known (h, w) bool, pixels that are real;
@@ -75,7 +81,7 @@ def photo_detail(photo: np.ndarray, known: np.ndarray, hole: np.ndarray, upscale
     to_hole = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3)
     usable = known & (to_hole > 2 * sigma)
     usable = cv2.erode(usable.astype(np.uint8), np.ones((patch + 1, patch + 1), np.uint8)).astype(bool)
-    usable[:half + 1], usable[-half - 1:], usable[:, :half + 1], usable[:, -half - 1:] = False, False, False, False
+    usable[: half + 1], usable[-half - 1 :], usable[:, : half + 1], usable[:, -half - 1 :] = False, False, False, False
     reach = 3 * patch  # the nearest surroundings: most likely the same surface (skin around the eyes, not hair)
     ys, xs = np.nonzero(usable & (to_hole < reach + 2 * sigma + patch))
     if len(ys) == 0:
@@ -111,22 +117,34 @@ def photo_detail(photo: np.ndarray, known: np.ndarray, hole: np.ndarray, upscale
                 continue
             n_r, n_c = block.shape[:2]
             y0, x0 = top + a * half + patch, left + b * half + patch
-            canvas[y0: y0 + n_r * patch, x0: x0 + n_c * patch] += block.transpose(0, 2, 1, 3).reshape(n_r * patch, n_c * patch)
-    detail = canvas[patch: patch + hole.shape[0], patch: patch + hole.shape[1]] * gain
+            canvas[y0 : y0 + n_r * patch, x0 : x0 + n_c * patch] += block.transpose(0, 2, 1, 3).reshape(
+                n_r * patch, n_c * patch
+            )
+    detail = canvas[patch : patch + hole.shape[0], patch : patch + hole.shape[1]] * gain
     detail[~hole] = 0
     return detail
 
 
-def match_colours(fill: np.ndarray, photo: np.ndarray, known: np.ndarray, hole: np.ndarray, upscale: float) -> np.ndarray:
+def match_colours(
+    fill: np.ndarray, photo: np.ndarray, known: np.ndarray, hole: np.ndarray, upscale: float
+) -> np.ndarray:
     """The fill (h, w, C) float with each channel's mean and spread on the ring of known pixels
     around the hole matched to the photo's (h, w, C), seen at the model's scale."""
     box = hole_box(hole)
     extent = max(box[2] - box[0], box[3] - box[1], 1) if box is not None else 1
     width = int(max(4, 0.15 * extent, 2 * upscale))
-    ring = cv2.dilate(hole.astype(np.uint8), np.ones((2 * width + 1, 2 * width + 1), np.uint8)).astype(bool) & known & ~hole
+    ring = (
+        cv2.dilate(hole.astype(np.uint8), np.ones((2 * width + 1, 2 * width + 1), np.uint8)).astype(bool)
+        & known
+        & ~hole
+    )
     if ring.sum() < 16:
         return fill
-    seen = _masked_blur(photo.astype(np.float32), known, max(0.5 * upscale, 0.5)) if upscale > 1 else photo.astype(np.float32)
+    seen = (
+        _masked_blur(photo.astype(np.float32), known, max(0.5 * upscale, 0.5))
+        if upscale > 1
+        else photo.astype(np.float32)
+    )
     target, current = seen[ring], fill[ring]
     gain = np.clip(target.std(0) / np.maximum(current.std(0), 1.0), *GAIN_RANGE)
     return (fill - current.mean(0)) * gain + target.mean(0)

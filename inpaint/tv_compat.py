@@ -38,4 +38,3 @@ def import_torchvision() -> types.ModuleType:
     for schema in _SCHEMAS.values():
         _fallback_library.define(schema)
     return importlib.import_module("torchvision")
-

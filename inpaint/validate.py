@@ -19,8 +19,16 @@ from inpaint.errors import UserError
 MAX_COUNT = 100_000
 
 
-def check_number(value: Any, name: str, low: float | None = None, high: float | None = None, *, integer: bool = False,
-                 low_open: bool = False, high_open: bool = False) -> float | int:
+def check_number(
+    value: Any,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    integer: bool = False,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float | int:
     """`value` as a finite float (or int) with low ≤ value ≤ high (strict with low_open/high_open).
 
     Raises UserError("NAME: must be …, got VALUE") otherwise; strings of numbers are accepted.
@@ -75,8 +83,14 @@ def _show(bound: float | None) -> str:
     return f"{int(bound):,}" if bound is not None and bound == int(bound) else f"{bound:g}"
 
 
-def number_arg(low: float | None = None, high: float | None = None, *, integer: bool = False,
-               low_open: bool = False, high_open: bool = False) -> Callable[[str], float | int]:
+def number_arg(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    integer: bool = False,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Callable[[str], float | int]:
     """An argparse `type=` that applies check_number; argparse prefixes the flag's name."""
 
     def parse(text: str) -> float | int:

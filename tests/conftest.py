@@ -85,7 +85,9 @@ def banded_rgb(width: int, height: int, along: str = "x") -> np.ndarray:
     """Red, green and blue thirds, side by side (`along="x"`) or stacked top to bottom ("y")."""
     pixels = np.zeros((height, width, 3), dtype=np.uint8)
     length = width if along == "x" else height
-    for channel, (start, stop) in enumerate([(0, length // 3), (length // 3, 2 * length // 3), (2 * length // 3, length)]):
+    for channel, (start, stop) in enumerate(
+        [(0, length // 3), (length // 3, 2 * length // 3), (2 * length // 3, length)]
+    ):
         if along == "x":
             pixels[:, start:stop, channel] = 255
         else:

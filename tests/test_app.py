@@ -41,14 +41,19 @@ def painted(tmp_path_factory):
     layer = np.zeros((face.height, face.width, 4), np.uint8)
     layer[40:55, 15:75] = 255  # a stroke over the eyes
     Image.fromarray(layer).save(folder / "layer.png")
-    value = {"background": handle_file(str(folder / "background.png")), "layers": [handle_file(str(folder / "layer.png"))],
-             "composite": handle_file(str(folder / "background.png"))}
+    value = {
+        "background": handle_file(str(folder / "background.png")),
+        "layers": [handle_file(str(folder / "layer.png"))],
+        "composite": handle_file(str(folder / "background.png")),
+    }
     return value, np.asarray(face), layer[..., 3] > 0
 
 
 def test_inpaint_endpoint_keeps_pixels_outside_the_painted_hole(client, painted):
     value, face, hole = painted
-    result, raw, candidates, _, download, status, view = client.predict(MODEL, value, "painted", "auto", "", 20, 2, 0.003, 0, True, "auto", api_name="/inpaint")
+    result, raw, candidates, _, download, status, view = client.predict(
+        MODEL, value, "painted", "auto", "", 20, 2, 0.003, 0, True, "auto", api_name="/inpaint"
+    )
     for path in (result, raw, download):
         image = np.asarray(Image.open(path).convert("RGB"))
         assert image.shape == face.shape
@@ -76,7 +81,9 @@ def test_edit_endpoints(client):
     strip, gif, *_ = client.predict(MODEL, "0", "1", 5, "slerp", api_name="/interpolate")
     assert Image.open(strip).size == (5 * 34 + 2, 36)
     assert Image.open(gif).n_frames == 8
-    projected = client.predict(MODEL, "", "3", "4", handle_file(str(EXAMPLE)), None, None, 0, 0.2, api_name="/arithmetic")
+    projected = client.predict(
+        MODEL, "", "3", "4", handle_file(str(EXAMPLE)), None, None, 0, 0.2, api_name="/arithmetic"
+    )
     assert len(projected[1]) == 1
     with pytest.raises(Exception, match="Concept A: seeds: must be whole numbers"):
         client.predict(MODEL, "x", "3", "4", None, None, None, 0, 0.2, api_name="/arithmetic")
@@ -90,7 +97,10 @@ def test_model_endpoint_describes_the_checkpoint(client):
 
 def test_eight_concurrent_inpaint_requests_all_complete(client, painted):
     value, face, hole = painted
-    jobs = [client.submit(MODEL, value, "painted", "auto", "", 10, 1, 0.003, seed, True, "auto", api_name="/inpaint") for seed in range(8)]
+    jobs = [
+        client.submit(MODEL, value, "painted", "auto", "", 10, 1, 0.003, seed, True, "auto", api_name="/inpaint")
+        for seed in range(8)
+    ]
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda job: job.result(timeout=300), jobs))
     assert len(results) == 8

@@ -89,20 +89,30 @@ def files(tmp_path_factory):
 
 def _png_header(width: int, height: int) -> bytes:
     """A PNG that declares width × height and holds almost nothing (what a hostile upload looks like)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _editor(files: Path, background: str = "background.png", layer: str = "layer.png") -> dict:
-    return {"background": handle_file(str(files / background)), "layers": [handle_file(str(files / layer))],
-            "composite": handle_file(str(files / "background.png"))}
+    return {
+        "background": handle_file(str(files / background)),
+        "layers": [handle_file(str(files / layer))],
+        "composite": handle_file(str(files / "background.png")),
+    }
 
 
 def _inpaint(client, value, preset="painted", iterations=10, restarts=1, lam=0.003, seed=0, init="auto"):
-    return client.predict(MODEL, value, preset, "auto", "", iterations, restarts, lam, seed, True, init,
-                          api_name="/inpaint")
+    return client.predict(
+        MODEL, value, preset, "auto", "", iterations, restarts, lam, seed, True, init, api_name="/inpaint"
+    )
 
 
 def _arithmetic(a: str, b: str, c: str, photo=None, variations=3, noise=0.2) -> tuple:
@@ -117,8 +127,9 @@ def _raw_call(client, api_name: str, data: list) -> tuple[str, str]:
     import httpx
 
     call = client.src.rstrip("/") + "/gradio_api/call/" + api_name
-    event = httpx.post(call, content=json.dumps({"data": data}), headers={"Content-Type": "application/json"},
-                       timeout=60)
+    event = httpx.post(
+        call, content=json.dumps({"data": data}), headers={"Content-Type": "application/json"}, timeout=60
+    )
     lines = httpx.get(f"{call}/{event.json()['event_id']}", timeout=120).text.strip().splitlines()
     kind, data = lines[-2].removeprefix("event: "), json.loads(lines[-1].removeprefix("data: "))
     return kind, data["error"] if kind == "error" and isinstance(data, dict) else json.dumps(data)
@@ -129,8 +140,9 @@ def _uploaded(client, path: Path) -> dict:
     import httpx
 
     with open(path, "rb") as handle:
-        answer = httpx.post(client.src.rstrip("/") + "/gradio_api/upload", files=[("files", (path.name, handle))],
-                            timeout=60)
+        answer = httpx.post(
+            client.src.rstrip("/") + "/gradio_api/upload", files=[("files", (path.name, handle))], timeout=60
+        )
     server_path = answer.json()[0]
     return {"path": server_path, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
 
@@ -234,8 +246,23 @@ def raw_photo(client, files) -> dict:
 def test_inpaint_refuses_bad_numbers_with_one_line(client, raw_photo, capfd, change, message):
     values = {"preset": "painted", "iterations": 10, "restarts": 1, "lam": 0.003, "seed": 0, "init": "auto", **change}
     capfd.readouterr()
-    answer = _raw_call(client, "inpaint", [MODEL, raw_photo, values["preset"], "auto", "", values["iterations"],
-                                           values["restarts"], values["lam"], values["seed"], True, values["init"]])
+    answer = _raw_call(
+        client,
+        "inpaint",
+        [
+            MODEL,
+            raw_photo,
+            values["preset"],
+            "auto",
+            "",
+            values["iterations"],
+            values["restarts"],
+            values["lam"],
+            values["seed"],
+            True,
+            values["init"],
+        ],
+    )
     assert answer[0] == "error" and message in answer[1], answer
     _one_line_refusal(capfd.readouterr().err, message)
 
@@ -280,6 +307,7 @@ def test_a_refusal_is_shown_as_text_not_html(client, capfd):
 
 # --- Files left behind -----------------------------------------------------------------------------
 
+
 def test_requests_do_not_leave_a_folder_each(server, files):
     app, client, temp = server
     before = sorted(p.name for p in temp.glob("inpaint-*"))
@@ -318,6 +346,7 @@ def test_gradio_cache_is_cleaned_on_a_schedule(server):
 
 # --- Stop ------------------------------------------------------------------------------------------
 
+
 def test_stopped_status_replaces_the_iteration_count():
     framing = "The model sees the green square (aligned face: 80 px wide, turned +0°) and draws it at **32×32 pixels**."
     running = f"{framing}\n\nIteration 75 / 2000: context loss 12.34"
@@ -343,9 +372,15 @@ class _SlowSearch:
         for iteration in range(1, iterations + 1):
             time.sleep(0.05)
             self.started.set()
-            progress = SearchProgress(iteration, iterations, torch.ones(1),
-                                      torch.zeros(1, channels, size, size), torch.ones(1, 1),
-                                      torch.zeros(1, 1, channels, size, size), 1)
+            progress = SearchProgress(
+                iteration,
+                iterations,
+                torch.ones(1),
+                torch.zeros(1, channels, size, size),
+                torch.ones(1, 1),
+                torch.zeros(1, 1, channels, size, size),
+                1,
+            )
             if callback(progress):
                 self.stopped_at = iteration
                 break
@@ -367,8 +402,9 @@ def test_stop_button_says_stopped_and_ends_the_search(server, client, files, mon
     assert [on("run")[0]["id"]] in [d["cancels"] for d in on("cancel-waiting")]
     search = _SlowSearch()
     monkeypatch.setattr(inpaint_ui.app, "fill_images", search)
-    job = client.submit(MODEL, _editor(files), "painted", "auto", "", 2000, 1, 0.003, 0, True, "auto",
-                        api_name="/inpaint")
+    job = client.submit(
+        MODEL, _editor(files), "painted", "auto", "", 2000, 1, 0.003, 0, True, "auto", api_name="/inpaint"
+    )
     assert search.started.wait(60)
     time.sleep(0.3)
     job.cancel()
@@ -381,6 +417,7 @@ def test_stop_button_says_stopped_and_ends_the_search(server, client, files, mon
 
 
 # --- Load ------------------------------------------------------------------------------------------
+
 
 class _GatedModels(Models):
     """Models whose get() waits for the gate: requests stay running until the test opens it."""
@@ -437,6 +474,7 @@ def test_a_full_queue_refuses_clearly_and_the_waiting_see_their_place(tiny_check
 
 # --- In a browser ----------------------------------------------------------------------------------
 
+
 def _chromium() -> str | None:
     from inpaint_ui.tour import CHROMIUM
 
@@ -447,8 +485,9 @@ def _chromium() -> str | None:
     return CHROMIUM if Path(CHROMIUM).exists() else None
 
 
-@pytest.mark.skipif(_chromium() is None,
-                    reason="Debian's chromium or playwright is not installed (make test installs them)")
+@pytest.mark.skipif(
+    _chromium() is None, reason="Debian's chromium or playwright is not installed (make test installs them)"
+)
 def test_in_a_browser_bad_files_are_refused_at_once_and_stop_says_stopped(server, files, tmp_path, monkeypatch):
     from playwright.sync_api import sync_playwright
 
@@ -476,12 +515,15 @@ def test_in_a_browser_bad_files_are_refused_at_once_and_stop_says_stopped(server
             upload.set_input_files(str(big))
             banner.wait_for(timeout=5000)
             assert banner.inner_text() == "big.png: too large (21.0 MB, limit 20 MB)" and time.time() - started < 5
-            refusals = [("page.html", "page.html: not an image file (JPEG, PNG"),
-                        ("bomb.png", "bomb.png: image too large (10000×10000 = 100 megapixels; at most 40 megapixels)")]
+            refusals = [
+                ("page.html", "page.html: not an image file (JPEG, PNG"),
+                ("bomb.png", "bomb.png: image too large (10000×10000 = 100 megapixels; at most 40 megapixels)"),
+            ]
             for name, message in refusals:
                 upload.set_input_files(str(files / name))
-                page.wait_for_function(f"document.getElementById('upload-refused').textContent.startsWith('{name}')",
-                                       timeout=5000)
+                page.wait_for_function(
+                    f"document.getElementById('upload-refused').textContent.startsWith('{name}')", timeout=5000
+                )
                 assert banner.inner_text().startswith(message)
             assert not uploads, uploads  # nothing was sent
             assert page.locator("#photo").get_by_text("Upload an image").is_visible()  # the editor holds no photo
@@ -497,16 +539,21 @@ def test_in_a_browser_bad_files_are_refused_at_once_and_stop_says_stopped(server
             status = page.locator("#status")
             page.wait_for_function("document.getElementById('status').innerText.includes('Iteration')", timeout=60000)
             page.locator("#stop").click()
-            page.wait_for_function("document.getElementById('status').innerText.includes('Stopped at iteration')",
-                                   timeout=10000)
+            page.wait_for_function(
+                "document.getElementById('status').innerText.includes('Stopped at iteration')", timeout=10000
+            )
             page.wait_for_timeout(1500)  # no late progress overwrites it
             assert "Stopped at iteration" in status.inner_text() and "context loss" not in status.inner_text()
             assert _wait_for(lambda: search.stopped_at is not None, 10)
 
             # Stop while waiting in the queue behind two running requests: the request is cancelled, never run.
             client = server[1]
-            busy = [client.submit(MODEL, _editor(files), "painted", "auto", "", 2000, 1, 0.003, 0, True, "auto",
-                                  api_name="/inpaint") for _ in range(inpaint_ui.app.CONCURRENCY)]
+            busy = [
+                client.submit(
+                    MODEL, _editor(files), "painted", "auto", "", 2000, 1, 0.003, 0, True, "auto", api_name="/inpaint"
+                )
+                for _ in range(inpaint_ui.app.CONCURRENCY)
+            ]
             assert _wait_for(lambda: search.calls == 1 + inpaint_ui.app.CONCURRENCY)
             page.locator("#run").click()
             page.wait_for_timeout(2000)

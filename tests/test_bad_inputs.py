@@ -43,6 +43,7 @@ ERROR_LINE = re.compile(r"^(error: |inpaint( [\w-]+)*: error: )")
 
 # --- the prepared files --------------------------------------------------------------------------
 
+
 def _png_claiming(width: int, height: int) -> bytes:
     """A real 1×1 PNG whose IHDR says width × height (CRC fixed): what a decompression bomb looks like."""
     import io
@@ -56,8 +57,12 @@ def _png_claiming(width: int, height: int) -> bytes:
     return bytes(data)
 
 
-def _forge(source: Path, target: Path, metadata: Callable[[dict], None] | None = None,
-           tensors: Callable[[dict], None] | None = None) -> None:
+def _forge(
+    source: Path,
+    target: Path,
+    metadata: Callable[[dict], None] | None = None,
+    tensors: Callable[[dict], None] | None = None,
+) -> None:
     """Copy a checkpoint with its metadata JSON and/or its tensors changed, keeping the header keys
     (format, format_version, metadata) as save_checkpoint writes them."""
     from safetensors import safe_open
@@ -168,8 +173,20 @@ def prepared(tiny_checkpoint_path, tmp_path_factory) -> Path:
 
     # A real (one-step) training run, and two copies whose options file is damaged.
     torch.manual_seed(0)
-    options = TrainOptions(data=str(root / "data"), out=str(root / "run"), image_size=32, g_width=8, d_width=8,
-                           latent_dim=12, batch_size=4, steps=1, log_every=1, sample_every=1, checkpoint_every=1, workers=0)
+    options = TrainOptions(
+        data=str(root / "data"),
+        out=str(root / "run"),
+        image_size=32,
+        g_width=8,
+        d_width=8,
+        latent_dim=12,
+        batch_size=4,
+        steps=1,
+        log_every=1,
+        sample_every=1,
+        checkpoint_every=1,
+        workers=0,
+    )
     train(options, show_progress=False, log=lambda *a, **k: None)
     for name, edit in (("run_list", lambda o: [o]), ("run_abc", lambda o: {**o, "batch_size": "abc"})):
         shutil.copytree(root / "run", root / name)
@@ -203,15 +220,27 @@ def describe_changes(before: dict[str, str], after: dict[str, str]) -> str:
 
 
 def placeholders(ws: Path) -> dict[str, str]:
-    names = {"ws": ws, "face": ws / "face.png", "mask": ws / "mask.png", "rgba_mask": ws / "rgba_mask.png",
-             "ckpt": ws / "ckpt.safetensors", "out": ws / "out.png", "afile": ws / "afile.txt", "adir": ws / "adir",
-             "tree": ws / "tree", "data": ws / "data", "run": ws / "run", "missing": ws / "missing"}
+    names = {
+        "ws": ws,
+        "face": ws / "face.png",
+        "mask": ws / "mask.png",
+        "rgba_mask": ws / "rgba_mask.png",
+        "ckpt": ws / "ckpt.safetensors",
+        "out": ws / "out.png",
+        "afile": ws / "afile.txt",
+        "adir": ws / "adir",
+        "tree": ws / "tree",
+        "data": ws / "data",
+        "run": ws / "run",
+        "missing": ws / "missing",
+    }
     names.update({p.stem: p for p in ws.iterdir() if p.suffix in (".png", ".safetensors", ".npy")})
     names.update({p.name: p for p in ws.iterdir() if p.name.startswith("run_")})
     return {k: str(v) for k, v in names.items()}
 
 
 # --- the table -----------------------------------------------------------------------------------
+
 
 @dataclass
 class Case:
@@ -295,8 +324,16 @@ CASES = [
     bad("fill-lam-nan", f"{FILL_MASK} --lam nan", "--lam", "nan"),
     bad("fill-lam-inf", f"{FILL_MASK} --lam inf", "--lam", "inf"),
     bad("fill-lam-negative", f"{FILL_MASK} --lam -0.5", "--lam", "-0.5"),
-    *[bad(f"fill-{kind}-fraction-{value}", f"{FILL} --mask-kind {kind} --out {{out}} --fraction {value}", "--fraction", value)
-      for kind in ("centre", "pattern", "random") for value in ("2", "-1", "nan")],
+    *[
+        bad(
+            f"fill-{kind}-fraction-{value}",
+            f"{FILL} --mask-kind {kind} --out {{out}} --fraction {value}",
+            "--fraction",
+            value,
+        )
+        for kind in ("centre", "pattern", "random")
+        for value in ("2", "-1", "nan")
+    ],
     bad("fill-fraction-zero", f"{CENTRE} --fraction 0", "--fraction", "0"),
     bad("fill-fraction-one", f"{CENTRE} --fraction 1", "--fraction", "1"),
     bad("fill-seed-negative", f"{FILL} --mask-kind random --out {{out}} --seed -1", "--seed", "-1"),
@@ -316,26 +353,103 @@ CASES = [
     bad("fill-face-box-zero-width", f"{FILL_MASK} --face-box 0,0,0,10", "--face-box", "0,0,0,10"),
     # fill: bad images and masks
     bad("fill-image-1x5000", f"fill {{thin}} {CKPT} {FAST} --mask-kind centre --out {{out}}", "{thin}", "too small"),
-    bad("fill-image-is-text", f"fill {{text}} {CKPT} {FAST} --mask-kind centre --out {{out}}", "{text}", "not an image"),
-    bad("fill-image-is-empty", f"fill {{empty}} {CKPT} {FAST} --mask-kind centre --out {{out}}", "{empty}", "not an image"),
-    bad("fill-image-missing", f"fill {{ws}}/nothing.png {CKPT} {FAST} --mask-kind centre --out {{out}}", "nothing.png", "no such file"),
-    bad("fill-image-header-30000x30000", f"fill {{huge}} {CKPT} {FAST} --mask-kind centre --out {{out}}", "{huge}", "too large"),
-    bad("fill-image-bilevel-12000x11000", f"fill {{bilevel}} {CKPT} {FAST} --mask-kind centre --out {{out}}", "{bilevel}", "too large"),
+    bad(
+        "fill-image-is-text", f"fill {{text}} {CKPT} {FAST} --mask-kind centre --out {{out}}", "{text}", "not an image"
+    ),
+    bad(
+        "fill-image-is-empty",
+        f"fill {{empty}} {CKPT} {FAST} --mask-kind centre --out {{out}}",
+        "{empty}",
+        "not an image",
+    ),
+    bad(
+        "fill-image-missing",
+        f"fill {{ws}}/nothing.png {CKPT} {FAST} --mask-kind centre --out {{out}}",
+        "nothing.png",
+        "no such file",
+    ),
+    bad(
+        "fill-image-header-30000x30000",
+        f"fill {{huge}} {CKPT} {FAST} --mask-kind centre --out {{out}}",
+        "{huge}",
+        "too large",
+    ),
+    bad(
+        "fill-image-bilevel-12000x11000",
+        f"fill {{bilevel}} {CKPT} {FAST} --mask-kind centre --out {{out}}",
+        "{bilevel}",
+        "too large",
+    ),
     bad("fill-mask-is-text", f"{FILL} --mask {{afile}} --out {{out}}", "{afile}", "not an image"),
     bad("fill-mask-missing", f"{FILL} --mask {{ws}}/nomask.png --out {{out}}", "nomask.png", "no such file"),
     bad("fill-mask-header-30000x30000", f"{FILL} --mask {{huge}} --out {{out}}", "{huge}", "too large"),
     # fill: checkpoints
-    bad("fill-checkpoint-missing", f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{ws}}/none.safetensors", "none.safetensors", "no such checkpoint"),
-    bad("fill-checkpoint-is-text", f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{afile}}", "{afile}", "not a readable checkpoint"),
-    bad("fill-checkpoint-truncated", f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_trunc}}", "{f_trunc}", "truncated"),
-    bad("fill-checkpoint-without-discriminator", f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{nodisc}}", "{nodisc}", "discriminator"),
-    bad("fill-checkpoint-latent-dim-1e9", f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_latent}}", "{f_latent}", "latent_dim"),
-    bad("fill-checkpoint-g-width-100000", f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_width}}", "{f_width}", "g_width"),
-    bad("fill-checkpoint-prior-a-list", f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_prior}}", "{f_prior}", "latent prior"),
-    bad("fill-checkpoint-pixel-mean-text", f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_mean}}", "{f_mean}", "pixels.mean"),
-    bad("fill-checkpoint-pixel-std-0", f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_std}}", "{f_std}", "pixels.std"),
-    bad("fill-checkpoint-nan-weight", f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_nan}}", "{f_nan}", "NaN"),
-    bad("fill-checkpoint-int8-weights", f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_int8}}", "{f_int8}", "int8"),
+    bad(
+        "fill-checkpoint-missing",
+        f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{ws}}/none.safetensors",
+        "none.safetensors",
+        "no such checkpoint",
+    ),
+    bad(
+        "fill-checkpoint-is-text",
+        f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{afile}}",
+        "{afile}",
+        "not a readable checkpoint",
+    ),
+    bad(
+        "fill-checkpoint-truncated",
+        f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_trunc}}",
+        "{f_trunc}",
+        "truncated",
+    ),
+    bad(
+        "fill-checkpoint-without-discriminator",
+        f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{nodisc}}",
+        "{nodisc}",
+        "discriminator",
+    ),
+    bad(
+        "fill-checkpoint-latent-dim-1e9",
+        f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_latent}}",
+        "{f_latent}",
+        "latent_dim",
+    ),
+    bad(
+        "fill-checkpoint-g-width-100000",
+        f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_width}}",
+        "{f_width}",
+        "g_width",
+    ),
+    bad(
+        "fill-checkpoint-prior-a-list",
+        f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_prior}}",
+        "{f_prior}",
+        "latent prior",
+    ),
+    bad(
+        "fill-checkpoint-pixel-mean-text",
+        f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_mean}}",
+        "{f_mean}",
+        "pixels.mean",
+    ),
+    bad(
+        "fill-checkpoint-pixel-std-0",
+        f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_std}}",
+        "{f_std}",
+        "pixels.std",
+    ),
+    bad(
+        "fill-checkpoint-nan-weight",
+        f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_nan}}",
+        "{f_nan}",
+        "NaN",
+    ),
+    bad(
+        "fill-checkpoint-int8-weights",
+        f"{FILL} --mask-kind centre --out {{out}} --checkpoint {{f_int8}}",
+        "{f_int8}",
+        "int8",
+    ),
     # batch
     bad("batch-lam-nan", f"{BATCH} --lam nan", "--lam", "nan"),
     bad("batch-fraction-2", f"{BATCH} --mask-kind centre --fraction 2", "--fraction", "2"),
@@ -346,7 +460,12 @@ CASES = [
     bad("batch-output-inside-input", f"batch {{tree}} {{tree}}/out {CKPT} {FAST}", "outside the input folder"),
     bad("batch-output-is-a-file", f"batch {{tree}} {{afile}} {CKPT} {FAST}", "{afile}"),
     bad("batch-mask-dir-and-kind", f"{BATCH} --mask-dir {{adir}} --mask-kind centre", "at most one of --mask-dir"),
-    bad("batch-checkpoint-without-discriminator", f"batch {{tree}} {{ws}}/bout --checkpoint {{nodisc}} {FAST}", "{nodisc}", "discriminator"),
+    bad(
+        "batch-checkpoint-without-discriminator",
+        f"batch {{tree}} {{ws}}/bout --checkpoint {{nodisc}} {FAST}",
+        "{nodisc}",
+        "discriminator",
+    ),
     # sample
     bad("sample-n-1e9", f"{SAMPLE} --n 1000000000 --out {{ws}}/g.png", "--n", "1000000000"),
     bad("sample-n-0", f"sample {CKPT} --n 0 --out {{ws}}/g.png", "--n", "0"),
@@ -359,28 +478,81 @@ CASES = [
     bad("sample-out-dir-is-a-file", f"{SAMPLE} --out-dir {{afile}}", "--out-dir", "{afile}"),
     bad("sample-checkpoint-nan-weight", "sample --checkpoint {f_nan} --n 2 --out {ws}/g.png", "{f_nan}", "NaN"),
     # edit interpolate
-    *[bad(f"interpolate-frames-{value}", f"{WALK} --frames {value}", "--frames", value) for value in ("0", "1", "-3", "1000000", "nan")],
+    *[
+        bad(f"interpolate-frames-{value}", f"{WALK} --frames {value}", "--frames", value)
+        for value in ("0", "1", "-3", "1000000", "nan")
+    ],
     bad("interpolate-frame-seconds-negative", f"{WALK} --frame-seconds -1", "--frame-seconds", "-1"),
     bad("interpolate-frame-seconds-nan", f"{WALK} --frame-seconds nan", "--frame-seconds", "nan"),
     bad("interpolate-method-unknown", f"{WALK} --method cubic", "--method", "cubic"),
-    bad("interpolate-npy-of-strings", f"edit interpolate {{npy_str}} seed:2 {CKPT} --out {{ws}}/eout", "{npy_str}", "numbers"),
-    bad("interpolate-npy-empty", f"edit interpolate {{npy_empty}} seed:2 {CKPT} --out {{ws}}/eout", "{npy_empty}", "0 numbers"),
+    bad(
+        "interpolate-npy-of-strings",
+        f"edit interpolate {{npy_str}} seed:2 {CKPT} --out {{ws}}/eout",
+        "{npy_str}",
+        "numbers",
+    ),
+    bad(
+        "interpolate-npy-empty",
+        f"edit interpolate {{npy_empty}} seed:2 {CKPT} --out {{ws}}/eout",
+        "{npy_empty}",
+        "0 numbers",
+    ),
     bad("interpolate-npy-nan", f"edit interpolate {{npy_nan}} seed:2 {CKPT} --out {{ws}}/eout", "{npy_nan}", "NaN"),
-    bad("interpolate-npy-wrong-size", f"edit interpolate {{npy_short}} seed:2 {CKPT} --out {{ws}}/eout", "{npy_short}", "size 12"),
-    bad("interpolate-npy-is-text", f"edit interpolate seed:1 {{textlatents}} {CKPT} --out {{ws}}/eout", "{textlatents}", "not a latent file"),
-    bad("interpolate-photo-is-text", f"edit interpolate seed:1 {{text}} {CKPT} --out {{ws}}/eout", "{text}", "not an image"),
+    bad(
+        "interpolate-npy-wrong-size",
+        f"edit interpolate {{npy_short}} seed:2 {CKPT} --out {{ws}}/eout",
+        "{npy_short}",
+        "size 12",
+    ),
+    bad(
+        "interpolate-npy-is-text",
+        f"edit interpolate seed:1 {{textlatents}} {CKPT} --out {{ws}}/eout",
+        "{textlatents}",
+        "not a latent file",
+    ),
+    bad(
+        "interpolate-photo-is-text",
+        f"edit interpolate seed:1 {{text}} {CKPT} --out {{ws}}/eout",
+        "{text}",
+        "not an image",
+    ),
     bad("interpolate-empty-seeds", f"edit interpolate seed: seed:2 {CKPT} --out {{ws}}/eout", "seed:", "no seeds"),
-    bad("interpolate-npy-nan-into-an-existing-folder", f"edit interpolate {{npy_nan}} seed:2 {CKPT} --out {{adir}}", "{npy_nan}", "NaN"),
-    bad("interpolate-out-is-a-file", f"edit interpolate seed:1 seed:2 {CKPT} --out {{afile}}", "{afile}", "must be a folder"),
-    bad("interpolate-input-at-out-latents", f"edit interpolate {{adir}}/latents.npy seed:2 {CKPT} --out {{adir}}", "latents.npy", "would overwrite"),
+    bad(
+        "interpolate-npy-nan-into-an-existing-folder",
+        f"edit interpolate {{npy_nan}} seed:2 {CKPT} --out {{adir}}",
+        "{npy_nan}",
+        "NaN",
+    ),
+    bad(
+        "interpolate-out-is-a-file",
+        f"edit interpolate seed:1 seed:2 {CKPT} --out {{afile}}",
+        "{afile}",
+        "must be a folder",
+    ),
+    bad(
+        "interpolate-input-at-out-latents",
+        f"edit interpolate {{adir}}/latents.npy seed:2 {CKPT} --out {{adir}}",
+        "latents.npy",
+        "would overwrite",
+    ),
     # edit arithmetic and project
     bad("arithmetic-variations-negative", f"{SUMS} --variations -1", "--variations", "-1"),
     bad("arithmetic-variations-1e8", f"{SUMS} --variations 100000000", "--variations", "100000000"),
     bad("arithmetic-noise-nan", f"{SUMS} --noise nan", "--noise", "nan"),
     bad("arithmetic-seed-2**70", f"{SUMS} --seed {TWO_TO_THE_70}", "--seed", TWO_TO_THE_70),
     bad("arithmetic-seed-x", f"edit arithmetic seed:x seed:2 seed:3 {CKPT} --out {{ws}}/aout", "seed:x", "'x'"),
-    bad("arithmetic-seed-x-into-an-existing-folder", f"edit arithmetic seed:x seed:2 seed:3 {CKPT} --out {{adir}}", "seed:x", "'x'"),
-    bad("arithmetic-seed-negative-in-spec", f"edit arithmetic seed:1,-4 seed:2 seed:3 {CKPT} --out {{ws}}/aout", "seed:1,-4", "-4"),
+    bad(
+        "arithmetic-seed-x-into-an-existing-folder",
+        f"edit arithmetic seed:x seed:2 seed:3 {CKPT} --out {{adir}}",
+        "seed:x",
+        "'x'",
+    ),
+    bad(
+        "arithmetic-seed-negative-in-spec",
+        f"edit arithmetic seed:1,-4 seed:2 seed:3 {CKPT} --out {{ws}}/aout",
+        "seed:1,-4",
+        "-4",
+    ),
     bad("project-image-is-text", f"edit project {{text}} {CKPT} --out {{ws}}/pout", "{text}", "not an image"),
     bad("project-image-header-30000x30000", f"edit project {{huge}} {CKPT} --out {{ws}}/pout", "{huge}", "too large"),
     # train
@@ -404,16 +576,31 @@ CASES = [
     bad("train-resume-missing", "train --resume {missing}", "{missing}", "not a training run"),
     bad("train-resume-options-a-list", "train --resume {run_list} --steps 2", "training_options.json", "list"),
     bad("train-resume-batch-size-abc", "train --resume {run_abc} --steps 2", "batch_size", "abc"),
-    bad("train-resume-changes-batch-size", "train --resume {run} --batch-size 8 --steps 2", "--batch-size", "cannot change"),
+    bad(
+        "train-resume-changes-batch-size",
+        "train --resume {run} --batch-size 8 --steps 2",
+        "--batch-size",
+        "cannot change",
+    ),
     # train-encoder / train-framer
     bad("train-encoder-lr-nan", f"{ENCODER} --lr nan", "--lr", "nan"),
     bad("train-encoder-steps-0", f"{ENCODER} --steps 0", "--steps", "0"),
     bad("train-encoder-batch-size-1", f"{ENCODER} --batch-size 1", "--batch-size", "1"),
     bad("train-encoder-out-is-a-file", f"train-encoder {CKPT} --data {{data}} --out {{afile}} --steps 1", "{afile}"),
-    bad("train-encoder-data-missing", f"train-encoder {CKPT} --data {{missing}} --out {{ws}}/enc --steps 1", "{missing}", "does not exist"),
+    bad(
+        "train-encoder-data-missing",
+        f"train-encoder {CKPT} --data {{missing}} --out {{ws}}/enc --steps 1",
+        "{missing}",
+        "does not exist",
+    ),
     bad("train-framer-lr-nan", f"{FRAMER} --lr nan", "--lr", "nan"),
     bad("train-framer-steps-0", f"{FRAMER} --steps 0", "--steps", "0"),
-    bad("train-framer-data-missing", f"train-framer {CKPT} --data {{missing}} --out {{ws}}/framer --steps 1", "{missing}", "does not exist"),
+    bad(
+        "train-framer-data-missing",
+        f"train-framer {CKPT} --data {{missing}} --out {{ws}}/framer --steps 1",
+        "{missing}",
+        "does not exist",
+    ),
     bad("train-framer-out-is-a-file", f"train-framer {CKPT} --data {{data}} --out {{afile}} --steps 1", "{afile}"),
     # eval
     bad("eval-data-missing", f"eval {CKPT} --data {{missing}} --n 2", "{missing}", "does not exist"),
@@ -429,15 +616,37 @@ CASES = [
     bad("app-port-0", "app --port 0", "--port", "0"),
     bad("app-port-70000", "app --port 70000", "--port", "70000"),
     # good inputs that must still work
-    good("fill-rgba-mask-fills-only-the-opaque-area", f"{FILL} --mask {{rgba_mask}} --out {{ws}}/filled.png", _fill_only_the_opaque_area),
-    good("fill-random-mask-largest-seed-into-a-new-folder", f"{FILL} --mask-kind random --fraction 0.5 --seed {SEED_MAX} --out {{ws}}/new/r.jpg",
-         _image_of_size("new/r.jpg", (40, 40))),
-    good("fill-pattern-mask-fraction-0.99", f"{FILL} --mask-kind pattern --fraction 0.99 --out {{ws}}/p.png", _image_of_size("p.png", (40, 40))),
+    good(
+        "fill-rgba-mask-fills-only-the-opaque-area",
+        f"{FILL} --mask {{rgba_mask}} --out {{ws}}/filled.png",
+        _fill_only_the_opaque_area,
+    ),
+    good(
+        "fill-random-mask-largest-seed-into-a-new-folder",
+        f"{FILL} --mask-kind random --fraction 0.5 --seed {SEED_MAX} --out {{ws}}/new/r.jpg",
+        _image_of_size("new/r.jpg", (40, 40)),
+    ),
+    good(
+        "fill-pattern-mask-fraction-0.99",
+        f"{FILL} --mask-kind pattern --fraction 0.99 --out {{ws}}/p.png",
+        _image_of_size("p.png", (40, 40)),
+    ),
     good("sample-seed-2**53+1", f"{SAMPLE} --seed 9007199254740993 --out {{ws}}/g.png", _files_exist("g.png")),
-    good("sample-two", f"{SAMPLE} --out {{ws}}/g.png --out-dir {{ws}}/each", _files_exist("g.png", "each/seed0-0000.png", "each/seed0-0001.png")),
-    good("interpolate-two-frames-from-a-npy", f"edit interpolate seed:1 {{adir}}/latents.npy {CKPT} --frames 2 --out {{ws}}/eout",
-         _files_exist("eout/strip.png", "eout/interpolation.gif", "eout/latents.npy")),
-    good("arithmetic-no-variations", f"{SUMS} --variations 0", _files_exist("aout/equation.png", "aout/result.png", "aout/latents.npy")),
+    good(
+        "sample-two",
+        f"{SAMPLE} --out {{ws}}/g.png --out-dir {{ws}}/each",
+        _files_exist("g.png", "each/seed0-0000.png", "each/seed0-0001.png"),
+    ),
+    good(
+        "interpolate-two-frames-from-a-npy",
+        f"edit interpolate seed:1 {{adir}}/latents.npy {CKPT} --frames 2 --out {{ws}}/eout",
+        _files_exist("eout/strip.png", "eout/interpolation.gif", "eout/latents.npy"),
+    ),
+    good(
+        "arithmetic-no-variations",
+        f"{SUMS} --variations 0",
+        _files_exist("aout/equation.png", "aout/result.png", "aout/latents.npy"),
+    ),
     good("batch-two-images", BATCH, _batch_done),
 ]
 
@@ -453,8 +662,10 @@ def test_command_line(case: Case, workspace: Path, capfd):
         code = exit_.code
     except BaseException as error:  # noqa: BLE001 (what a user would see as a traceback)
         captured = capfd.readouterr()
-        pytest.fail(f"Traceback: uncaught {type(error).__name__}: {error}\n{captured.out}{captured.err}"
-                    f"{''.join(traceback.format_exception(error))}")
+        pytest.fail(
+            f"Traceback: uncaught {type(error).__name__}: {error}\n{captured.out}{captured.err}"
+            f"{''.join(traceback.format_exception(error))}"
+        )
     captured = capfd.readouterr()
     output = captured.out + captured.err
     after = snapshot(workspace)

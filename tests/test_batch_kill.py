@@ -40,14 +40,18 @@ def make_inputs(root: Path) -> dict[str, tuple[int, int]]:
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
         mask = np.zeros((height, width), dtype=np.uint8)
-        mask[height // 4: height // 2, width // 3: 2 * width // 3] = 255
+        mask[height // 4 : height // 2, width // 3 : 2 * width // 3] = 255
         Image.fromarray(mask).save(path.parent / f"{path.stem}_mask.png")
         sizes[str(path.relative_to(root))] = (width, height)
     return sizes
 
 
 def digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def outputs(out: Path) -> dict[str, tuple[int, str]]:
@@ -56,7 +60,10 @@ def outputs(out: Path) -> dict[str, tuple[int, str]]:
     if out.is_dir():
         for path in sorted(out.rglob("*")):
             if path.is_file() and not path.name.startswith(".") and path.name != "report.jsonl":
-                found[str(path.relative_to(out))] = (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+                found[str(path.relative_to(out))] = (
+                    path.stat().st_mtime_ns,
+                    hashlib.sha256(path.read_bytes()).hexdigest(),
+                )
     return found
 
 
@@ -73,8 +80,22 @@ def test_batch_killed_three_times_then_rerun_gives_one_whole_output_per_input(tm
     inputs, out = tmp_path / "in", tmp_path / "out"
     sizes = make_inputs(inputs)
     before = digest(inputs)
-    command = [sys.executable, "-m", "inpaint.cli", "batch", str(inputs), str(out), "--checkpoint", str(tiny_checkpoint_path),
-               "--iterations", "3", "--restarts", "1", "--batch-size", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "inpaint.cli",
+        "batch",
+        str(inputs),
+        str(out),
+        "--checkpoint",
+        str(tiny_checkpoint_path),
+        "--iterations",
+        "3",
+        "--restarts",
+        "1",
+        "--batch-size",
+        "1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     chance = random.Random()
     seed = chance.randrange(2**32)
@@ -93,7 +114,9 @@ def test_batch_killed_three_times_then_rerun_gives_one_whole_output_per_input(tm
             process.wait()
 
     def log_text() -> str:
-        return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-2000:] for p in sorted(tmp_path.glob("run*.log")))
+        return "\n".join(
+            f"--- {p.name}\n" + p.read_text(errors="replace")[-2000:] for p in sorted(tmp_path.glob("run*.log"))
+        )
 
     kept: dict[str, tuple[int, str]] = {}  # outputs that existed when a run was killed
     killed = 0

@@ -14,7 +14,9 @@ pytest.importorskip("gradio", reason="the app needs gradio (not installed on thi
 
 from inpaint_ui.tour import CHROMIUM, tour  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it)")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it)"
+)
 
 
 def test_upload_paint_inpaint_interpolate(tiny_checkpoint_path, tmp_path):

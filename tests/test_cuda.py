@@ -39,20 +39,28 @@ def gpu(test):
 
 
 def _state() -> tuple[bool, bool, bool, bool]:
-    return (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    return (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
 
 
 # --- Without a GPU --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("device_type, processes, gpus, backend", [
-    ("cpu", 2, 0, "gloo"),
-    ("cpu", 2, 8, "gloo"),  # --device cpu on a GPU machine
-    ("cuda", 2, 1, "gloo"),  # two ranks on one GPU: NCCL refuses a device shared by two ranks
-    ("cuda", 3, 2, "gloo"),
-    ("cuda", 2, 2, "nccl"),
-    ("cuda", 1, 4, "nccl"),
-])
+
+@pytest.mark.parametrize(
+    "device_type, processes, gpus, backend",
+    [
+        ("cpu", 2, 0, "gloo"),
+        ("cpu", 2, 8, "gloo"),  # --device cpu on a GPU machine
+        ("cuda", 2, 1, "gloo"),  # two ranks on one GPU: NCCL refuses a device shared by two ranks
+        ("cuda", 3, 2, "gloo"),
+        ("cuda", 2, 2, "nccl"),
+        ("cuda", 1, 4, "nccl"),
+    ],
+)
 def test_backend_is_nccl_only_when_every_process_has_its_own_gpu(device_type, processes, gpus, backend):
     assert choose_backend(device_type, processes, gpus) == backend
 
@@ -141,6 +149,7 @@ def test_gpu_check_script_parses_and_make_runs_it():
 
 # --- On a GPU -------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def default_on_gpu():
     return load_checkpoint(checkpoint_or_default(None), device="cuda")
@@ -183,8 +192,13 @@ def test_search_keeps_the_networks_on_the_gpu_and_returns_cpu_tensors(tiny_check
     images = torch.rand(3, 3, 32, 32) * 2 - 1
     known = torch.from_numpy(~make_mask("centre", 32, 32)).float()[None, None].repeat(3, 1, 1, 1)
     reports = []
-    result = search(checkpoint, images, known, SearchSettings(iterations=6, restarts=2, report_every=2, patience=0),
-                    callback=reports.append)
+    result = search(
+        checkpoint,
+        images,
+        known,
+        SearchSettings(iterations=6, restarts=2, report_every=2, patience=0),
+        callback=reports.append,
+    )
     for network in (checkpoint.generator, checkpoint.discriminator):
         assert {p.device.type for p in network.parameters()} == {"cuda"}
         assert not network.training
@@ -204,11 +218,17 @@ def test_bf16_search_on_the_gpu_runs_and_matches_fp32(default_on_gpu):
         pytest.skip(f"{torch.cuda.get_device_name()} has no bf16")
     assert search_precision(torch.device("cuda")) == "fp32"  # "auto" on a GPU; bf16 only when asked
     size = default_on_gpu.config.image_size
-    images = torch.stack([default_on_gpu.from_pixels(torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255)
-                          for image, _ in _faces(4)])
+    images = torch.stack(
+        [
+            default_on_gpu.from_pixels(torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255)
+            for image, _ in _faces(4)
+        ]
+    )
     known = torch.from_numpy(~make_mask("centre", size, size)).float()[None, None].repeat(4, 1, 1, 1)
-    results = {precision: search(default_on_gpu, images, known, SearchSettings(precision=precision))
-               for precision in ("fp32", "bf16")}
+    results = {
+        precision: search(default_on_gpu, images, known, SearchSettings(precision=precision))
+        for precision in ("fp32", "bf16")
+    }
     assert torch.isfinite(results["bf16"].images).all() and torch.isfinite(results["bf16"].context_loss).all()
     # bf16 rounds G's output to 8 significant bits; on the CPU the two precisions' context losses
     # differ by under 0.5%. 5% catches a search that bf16 sends astray.
@@ -225,8 +245,9 @@ def test_projection_converges_on_the_gpu(default_on_gpu, precision):
         pytest.skip(f"{torch.cuda.get_device_name()} has no bf16")
     [picture] = to_pil(generate(default_on_gpu, latents_for_seeds(default_on_gpu, [11]) * 0.8))
     start = project(default_on_gpu, picture, SearchSettings(iterations=0, restarts=4, lam=0.0, precision=precision))
-    found = project(default_on_gpu, picture,
-                    SearchSettings(iterations=80, restarts=4, lr=0.05, lam=0.0, precision=precision))
+    found = project(
+        default_on_gpu, picture, SearchSettings(iterations=80, restarts=4, lr=0.05, lam=0.0, precision=precision)
+    )
     # As tests/test_editor.py on the CPU (there: 0.16 of the start in fp32, 0.17 in bf16).
     assert found.context_loss < 0.5 * start.context_loss, (precision, start.context_loss, found.context_loss)
     assert found.z.device.type == "cpu" and found.z.abs().max() <= 1
@@ -246,9 +267,20 @@ def test_training_on_the_gpu_resumes_exactly(tmp_path, precision):
 
     def options(out: str, steps: int) -> TrainOptions:
         # Every augmentation and the EMA: the paths whose kernels could be nondeterministic on CUDA.
-        return TrainOptions(data=str(data), out=str(tmp_path / out), image_size=32, g_width=8, d_width=8, batch_size=4,
-                            log_every=1, steps=steps, device="cuda", precision=precision, ema_decay=0.9,
-                            diffaug="color,translation,cutout")
+        return TrainOptions(
+            data=str(data),
+            out=str(tmp_path / out),
+            image_size=32,
+            g_width=8,
+            d_width=8,
+            batch_size=4,
+            log_every=1,
+            steps=steps,
+            device="cuda",
+            precision=precision,
+            ema_decay=0.9,
+            diffaug="color,translation,cutout",
+        )
 
     before = _state()
     with warnings.catch_warnings(record=True) as caught:

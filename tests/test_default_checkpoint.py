@@ -85,8 +85,12 @@ def test_the_default_carries_an_encoder_that_starts_the_search_near_held_out_fac
     from inpaint.search import SearchSettings, search
 
     assert default.encoder is not None and default.metadata["format_version"] == 2
-    examples = sorted((Path(__file__).resolve().parent.parent / "examples" / "faces").glob("*.jpg"))[:6]  # validation faces
-    faces = torch.stack([torch.from_numpy(np.array(Image.open(p).convert("RGB").resize((64, 64)))).permute(2, 0, 1) for p in examples])
+    examples = sorted((Path(__file__).resolve().parent.parent / "examples" / "faces").glob("*.jpg"))[
+        :6
+    ]  # validation faces
+    faces = torch.stack(
+        [torch.from_numpy(np.array(Image.open(p).convert("RGB").resize((64, 64)))).permute(2, 0, 1) for p in examples]
+    )
     images = default.from_pixels(faces.float() / 255)
     for kind in ("centre", "half"):
         known = torch.from_numpy(~make_mask(kind, 64, 64)).float()[None, None].expand(len(faces), 1, 64, 64)

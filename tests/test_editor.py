@@ -84,8 +84,9 @@ def test_projection_finds_a_latent_that_reproduces_a_generated_face():
 
     def ratio(chosen: str) -> tuple[float, Projection]:
         start = project(checkpoint, picture, SearchSettings(iterations=0, restarts=4, lam=0.0, precision=chosen))
-        found = project(checkpoint, picture,
-                        SearchSettings(iterations=80, restarts=4, lr=0.05, lam=0.0, precision=chosen))
+        found = project(
+            checkpoint, picture, SearchSettings(iterations=80, restarts=4, lr=0.05, lam=0.0, precision=chosen)
+        )
         return found.context_loss / start.context_loss, found
 
     # 80 steps bring the context loss to 0.16 of the start's in fp32 and 0.17 in bf16 (AMD EPYC).
@@ -93,8 +94,10 @@ def test_projection_finds_a_latent_that_reproduces_a_generated_face():
     # differences by well under 1%, so one bound serves both precisions: half the start's loss.
     fraction, found = ratio(precision)
     if fraction >= 0.5 and precision != "fp32":  # say whether bf16's CPU kernels are to blame
-        pytest.fail(f"projection in {precision} reached {fraction:.2f} of the start's context loss (fp32: "
-                    f"{ratio('fp32')[0]:.2f}); if fp32 converges, this CPU's bf16 convolutions are at fault")
+        pytest.fail(
+            f"projection in {precision} reached {fraction:.2f} of the start's context loss (fp32: "
+            f"{ratio('fp32')[0]:.2f}); if fp32 converges, this CPU's bf16 convolutions are at fault"
+        )
     assert fraction < 0.5, f"projection in {precision} reached {fraction:.2f} of the start's context loss"
     assert found.image.shape == (3, 64, 64) and found.z.abs().max() <= 1
     photo = to_pil(found.target[None])[0].resize((96, 64))  # a non-square photo is centre-cropped
@@ -107,16 +110,49 @@ def test_edit_commands_write_images_gifs_and_latents(tmp_path, tiny_checkpoint_p
     from inpaint.cli import main
 
     ckpt = ["--checkpoint", str(tiny_checkpoint_path)]
-    assert main(["edit", "interpolate", "seed:1", "seed:2", "--frames", "4", "--out", str(tmp_path / "walk"), *ckpt]) == 0
+    assert (
+        main(["edit", "interpolate", "seed:1", "seed:2", "--frames", "4", "--out", str(tmp_path / "walk"), *ckpt]) == 0
+    )
     assert Image.open(tmp_path / "walk" / "strip.png").size == (4 * 34 + 2, 36)
     assert Image.open(tmp_path / "walk" / "interpolation.gif").n_frames == 6
     assert np.load(tmp_path / "walk" / "latents.npy").shape == (4, 12)
-    assert main(["edit", "arithmetic", "seed:1,2,3", "seed:4,5", "seed:6", "--variations", "3", "--out", str(tmp_path / "sum"), *ckpt]) == 0
+    assert (
+        main(
+            [
+                "edit",
+                "arithmetic",
+                "seed:1,2,3",
+                "seed:4,5",
+                "seed:6",
+                "--variations",
+                "3",
+                "--out",
+                str(tmp_path / "sum"),
+                *ckpt,
+            ]
+        )
+        == 0
+    )
     latents = np.load(tmp_path / "sum" / "latents.npy")
     assert latents.shape == (4, 12) and Image.open(tmp_path / "sum" / "equation.png").size == (4 * 34 + 2, 36)
     # Latents written by one command feed another; a photo is projected.
     Image.open(tmp_path / "walk" / "strip.png").crop((2, 2, 34, 34)).save(tmp_path / "face.png")
-    assert main(["edit", "interpolate", str(tmp_path / "sum" / "latents.npy"), str(tmp_path / "face.png"), "--frames", "3", "--out", str(tmp_path / "mix"), *ckpt]) == 0
+    assert (
+        main(
+            [
+                "edit",
+                "interpolate",
+                str(tmp_path / "sum" / "latents.npy"),
+                str(tmp_path / "face.png"),
+                "--frames",
+                "3",
+                "--out",
+                str(tmp_path / "mix"),
+                *ckpt,
+            ]
+        )
+        == 0
+    )
     assert main(["edit", "project", str(tmp_path / "face.png"), "--out", str(tmp_path / "proj"), *ckpt]) == 0
     assert np.load(tmp_path / "proj" / "latent.npy").shape == (1, 12)
     assert main(["edit", "arithmetic", "seed:x", "seed:1", "seed:2", "--out", str(tmp_path / "bad"), *ckpt]) == 2

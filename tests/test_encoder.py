@@ -50,8 +50,19 @@ def plain(tmp_path_factory) -> Path:
 
 
 def _options(plain: Path, out: Path, **changes) -> EncoderOptions:
-    base = EncoderOptions(checkpoint=str(plain), data=str(plain.parent / "data"), out=str(out), val_count=8, steps=150,
-                          batch_size=32, lr=3e-3, width=8, log_every=10, checkpoint_every=50, device="cpu")
+    base = EncoderOptions(
+        checkpoint=str(plain),
+        data=str(plain.parent / "data"),
+        out=str(out),
+        val_count=8,
+        steps=150,
+        batch_size=32,
+        lr=3e-3,
+        width=8,
+        log_every=10,
+        checkpoint_every=50,
+        device="cpu",
+    )
     return replace(base, **changes)
 
 
@@ -126,15 +137,35 @@ def test_old_checkpoints_without_an_encoder_still_load_and_fill(plain, tmp_path)
     save_file(load_file(str(plain)), str(version_1), metadata={**header, "format_version": "1"})
     checkpoint = load_checkpoint(version_1)
     assert checkpoint.encoder is None
-    images, known = torch.rand(2, 3, 32, 32) * 2 - 1, torch.from_numpy(~make_mask("centre", 32, 32)).float()[None, None].repeat(2, 1, 1, 1)
+    images, known = (
+        torch.rand(2, 3, 32, 32) * 2 - 1,
+        torch.from_numpy(~make_mask("centre", 32, 32)).float()[None, None].repeat(2, 1, 1, 1),
+    )
     result = search(checkpoint, images, known, SearchSettings(iterations=5, restarts=2))  # auto: random starts
     assert result.images.shape == (2, 3, 32, 32)
     with pytest.raises(UserError, match="no inpainting encoder"):
         search(checkpoint, images, known, SearchSettings(iterations=5, init="encoder"))
     out = tmp_path / "filled.png"
     Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(tmp_path / "grey.png")
-    assert main(["fill", str(tmp_path / "grey.png"), "--mask-kind", "centre", "--checkpoint", str(version_1), "--crop", "whole",
-                 "--iterations", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "fill",
+                str(tmp_path / "grey.png"),
+                "--mask-kind",
+                "centre",
+                "--checkpoint",
+                str(version_1),
+                "--crop",
+                "whole",
+                "--iterations",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.is_file()
 
 
@@ -150,10 +181,14 @@ def _generated(checkpoint, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
 def test_the_early_stop_never_stops_an_image_whose_loss_is_still_falling(with_encoder):
     checkpoint = load_checkpoint(with_encoder)
     faces, known = _generated(checkpoint, 6)
-    settings = SearchSettings(iterations=120, restarts=2, lr=0.01, init="encoder", report_every=1, patience=8, tolerance=0.003)
+    settings = SearchSettings(
+        iterations=120, restarts=2, lr=0.01, init="encoder", report_every=1, patience=8, tolerance=0.003
+    )
     histories: list[torch.Tensor] = []
     stopped = search(checkpoint, faces, known, settings, lambda p: histories.append(p.restart_context_loss.clone()))
-    best = torch.stack(histories)  # (1 + iterations, N, k): every start's best context loss, from the starting points on
+    best = torch.stack(
+        histories
+    )  # (1 + iterations, N, k): every start's best context loss, from the starting points on
     assert (stopped.iterations < settings.iterations).any(), "the test needs an image that stops"
     assert (stopped.iterations == settings.iterations).any(), "and one that runs to the end"
     for image, ran in enumerate(stopped.iterations.tolist()):
@@ -171,7 +206,7 @@ def test_results_stay_independent_of_batch_mates_with_encoder_starts_and_early_s
     settings = SearchSettings(iterations=60, restarts=3, init="encoder", patience=5, seed=2)
     together = search(checkpoint, faces, known, settings)
     for i in (0, 3):
-        alone = search(checkpoint, faces[i:i + 1], known[i:i + 1], settings)
+        alone = search(checkpoint, faces[i : i + 1], known[i : i + 1], settings)
         assert alone.iterations[0] == together.iterations[i]
         assert torch.allclose(alone.z[0], together.z[i], atol=1e-4)
 
@@ -197,20 +232,66 @@ def test_an_interrupted_training_resumes_to_the_same_encoder(plain, tmp_path, mo
     resumed = load_checkpoint(train_encoder(resumed_options, resume=True)).encoder.net.state_dict()
     for name, tensor in straight.items():
         assert torch.equal(tensor, resumed[name]), name
-    steps = [int(line.split('"step": ')[1].split(",")[0]) for line in (tmp_path / "resumed" / "stats.jsonl").read_text().splitlines()]
+    steps = [
+        int(line.split('"step": ')[1].split(",")[0])
+        for line in (tmp_path / "resumed" / "stats.jsonl").read_text().splitlines()
+    ]
     assert steps == [10, 20, 30]
 
 
 def test_train_encoder_command_and_a_fill_that_starts_from_it(plain, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train-encoder", "--checkpoint", str(plain), "--data", str(plain.parent / "data"), "--out", str(run),
-                 "--steps", "4", "--batch-size", "8", "--width", "8", "--log-every", "2", "--checkpoint-every", "2", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train-encoder",
+                "--checkpoint",
+                str(plain),
+                "--data",
+                str(plain.parent / "data"),
+                "--out",
+                str(run),
+                "--steps",
+                "4",
+                "--batch-size",
+                "8",
+                "--width",
+                "8",
+                "--log-every",
+                "2",
+                "--checkpoint-every",
+                "2",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert "inpainting encoder" in capsys.readouterr().out
     Image.fromarray(np.full((32, 32, 3), 100, np.uint8)).save(tmp_path / "grey.png")
     for init in ("auto", "encoder", "random"):
         out = tmp_path / f"{init}.png"
-        assert main(["fill", str(tmp_path / "grey.png"), "--mask-kind", "centre", "--checkpoint", str(run), "--crop", "whole",
-                     "--init", init, "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "fill",
+                    str(tmp_path / "grey.png"),
+                    "--mask-kind",
+                    "centre",
+                    "--checkpoint",
+                    str(run),
+                    "--crop",
+                    "whole",
+                    "--init",
+                    init,
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         assert out.is_file()
-    assert main(["train-encoder", "--checkpoint", str(plain), "--data", str(tmp_path / "missing"), "--out", str(run)]) == 2
+    assert (
+        main(["train-encoder", "--checkpoint", str(plain), "--data", str(tmp_path / "missing"), "--out", str(run)]) == 2
+    )
     assert "data folder does not exist" in capsys.readouterr().err

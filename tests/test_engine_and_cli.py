@@ -37,7 +37,7 @@ def photo(width: int, height: int, mode: str = "RGB", seed: int = 0) -> Image.Im
 def test_crop_and_paste_changes_only_the_hole_and_keeps_size_and_mode(checkpoint, mode, size):
     image = photo(*size, mode=mode)
     hole = np.zeros((size[1], size[0]), dtype=bool)
-    hole[size[1] // 3: size[1] // 2, size[0] // 4: size[0] // 2] = True
+    hole[size[1] // 3 : size[1] // 2, size[0] // 4 : size[0] // 2] = True
     [result] = fill_images(checkpoint, [(image, hole)], FillRequest(FAST, blend=True))
     for output in (result.raw, result.image, *result.candidates):
         assert output.size == image.size and output.mode == image.mode
@@ -81,11 +81,46 @@ def test_fill_command(tmp_path, tiny_checkpoint_path, capsys):
     mask[5:15, 10:20] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")  # half size, same aspect ratio
     out = tmp_path / "out" / "filled.png"
-    assert main(["fill", str(source), "--mask", str(tmp_path / "mask.png"), "--out", str(out), "--checkpoint", str(tiny_checkpoint_path), "--candidates", str(tmp_path / "cands"), *FAST_ARGS]) == 0
+    assert (
+        main(
+            [
+                "fill",
+                str(source),
+                "--mask",
+                str(tmp_path / "mask.png"),
+                "--out",
+                str(out),
+                "--checkpoint",
+                str(tiny_checkpoint_path),
+                "--candidates",
+                str(tmp_path / "cands"),
+                *FAST_ARGS,
+            ]
+        )
+        == 0
+    )
     assert Image.open(out).size == (64, 48)
     assert len(list((tmp_path / "cands").glob("*.png"))) >= 2
     assert hashlib.sha256(source.read_bytes()).hexdigest() == digest
-    assert main(["fill", str(source), "--mask-kind", "half", "--side", "top", "--out", str(tmp_path / "h.jpg"), "--checkpoint", str(tiny_checkpoint_path), "--no-blend", *FAST_ARGS]) == 0
+    assert (
+        main(
+            [
+                "fill",
+                str(source),
+                "--mask-kind",
+                "half",
+                "--side",
+                "top",
+                "--out",
+                str(tmp_path / "h.jpg"),
+                "--checkpoint",
+                str(tiny_checkpoint_path),
+                "--no-blend",
+                *FAST_ARGS,
+            ]
+        )
+        == 0
+    )
     assert Image.open(tmp_path / "h.jpg").size == (64, 48)
 
 
@@ -110,7 +145,11 @@ def test_fill_command_errors_are_one_line(tmp_path, tiny_checkpoint_path, capsys
 
 def make_tree(root: Path) -> None:
     (root / "a" / "b").mkdir(parents=True)
-    for path, size in [(root / "one.png", (40, 30)), (root / "a" / "two.jpg", (32, 32)), (root / "a" / "b" / "three.png", (60, 40))]:
+    for path, size in [
+        (root / "one.png", (40, 30)),
+        (root / "a" / "two.jpg", (32, 32)),
+        (root / "a" / "b" / "three.png", (60, 40)),
+    ]:
         photo(*size, seed=len(str(path))).save(path)
         mask = np.zeros((size[1], size[0]), dtype=np.uint8)
         mask[: size[1] // 2, : size[0] // 2] = 255
@@ -123,20 +162,43 @@ def make_tree(root: Path) -> None:
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_batch_mirrors_the_tree_reports_bad_files_and_never_touches_inputs(tmp_path, tiny_checkpoint_path, capsys):
     make_tree(tmp_path / "in")
     before = tree_digest(tmp_path / "in")
-    code = main(["batch", str(tmp_path / "in"), str(tmp_path / "out"), "--checkpoint", str(tiny_checkpoint_path), "--batch-size", "2", *FAST_ARGS])
+    code = main(
+        [
+            "batch",
+            str(tmp_path / "in"),
+            str(tmp_path / "out"),
+            "--checkpoint",
+            str(tiny_checkpoint_path),
+            "--batch-size",
+            "2",
+            *FAST_ARGS,
+        ]
+    )
     assert code == 1  # some images failed
     assert tree_digest(tmp_path / "in") == before
     for name, size in [("one.png", (40, 30)), ("a/two.jpg", (32, 32)), ("a/b/three.png", (60, 40))]:
         assert Image.open(tmp_path / "out" / name).size == size
-    report = {Path(r["input"]).name: r for r in map(json.loads, (tmp_path / "out" / "report.jsonl").read_text().splitlines())}
+    report = {
+        Path(r["input"]).name: r for r in map(json.loads, (tmp_path / "out" / "report.jsonl").read_text().splitlines())
+    }
     assert {n: r["status"] for n, r in report.items()} == {
-        "one.png": "ok", "two.jpg": "ok", "three.png": "ok", "corrupt.png": "failed", "wrong.png": "failed", "nomask.png": "skipped"}
+        "one.png": "ok",
+        "two.jpg": "ok",
+        "three.png": "ok",
+        "corrupt.png": "failed",
+        "wrong.png": "failed",
+        "nomask.png": "skipped",
+    }
     assert "another aspect ratio" in report["wrong.png"]["error"] and "corrupt.png" in report["corrupt.png"]["error"]
     assert "no mask" in report["nomask.png"]["note"]
     assert all(r["seconds"] > 0 and r["context_loss"] >= 0 for r in report.values() if r["status"] == "ok")
@@ -163,10 +225,37 @@ def test_interrupted_batch_resumes_without_redoing_finished_images(tmp_path, che
 
 def test_batch_with_a_mask_kind_and_output_inside_input_is_refused(tmp_path, tiny_checkpoint_path, capsys):
     make_tree(tmp_path / "in")
-    assert main(["batch", str(tmp_path / "in"), str(tmp_path / "in" / "out"), "--mask-kind", "centre", "--checkpoint", str(tiny_checkpoint_path)]) == 2
+    assert (
+        main(
+            [
+                "batch",
+                str(tmp_path / "in"),
+                str(tmp_path / "in" / "out"),
+                "--mask-kind",
+                "centre",
+                "--checkpoint",
+                str(tiny_checkpoint_path),
+            ]
+        )
+        == 2
+    )
     assert "outside the input folder" in capsys.readouterr().err
     (tmp_path / "in" / "a" / "corrupt.png").unlink()
-    assert main(["batch", str(tmp_path / "in"), str(tmp_path / "out"), "--mask-kind", "centre", "--checkpoint", str(tiny_checkpoint_path), *FAST_ARGS]) == 0
+    assert (
+        main(
+            [
+                "batch",
+                str(tmp_path / "in"),
+                str(tmp_path / "out"),
+                "--mask-kind",
+                "centre",
+                "--checkpoint",
+                str(tiny_checkpoint_path),
+                *FAST_ARGS,
+            ]
+        )
+        == 0
+    )
     assert len(list((tmp_path / "out").rglob("*.png"))) + len(list((tmp_path / "out").rglob("*.jpg"))) == 5
 
 
@@ -177,8 +266,22 @@ def test_outputs_get_the_usual_file_mode(tmp_path, tiny_checkpoint_path):
     photo(32, 32).save(tmp_path / "face.png")
     old = os.umask(0o022)
     try:
-        assert main(["fill", str(tmp_path / "face.png"), "--mask-kind", "centre", "--out", str(tmp_path / "out.png"),
-                     "--checkpoint", str(tiny_checkpoint_path), *FAST_ARGS]) == 0
+        assert (
+            main(
+                [
+                    "fill",
+                    str(tmp_path / "face.png"),
+                    "--mask-kind",
+                    "centre",
+                    "--out",
+                    str(tmp_path / "out.png"),
+                    "--checkpoint",
+                    str(tiny_checkpoint_path),
+                    *FAST_ARGS,
+                ]
+            )
+            == 0
+        )
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "out.png").stat().st_mode) == 0o644  # not the temporary file's 0600
@@ -188,11 +291,21 @@ def test_batch_never_follows_a_link_out_of_the_input_tree(tmp_path, tiny_checkpo
     make_tree(tmp_path / "work" / "in")
     (tmp_path / "work" / "in" / "a" / "corrupt.png").unlink()
     (tmp_path / "work" / "in" / "up").symlink_to(tmp_path / "work")  # leads above the output folder
-    args = ["batch", str(tmp_path / "work" / "in"), str(tmp_path / "work" / "out"), "--mask-kind", "centre",
-            "--checkpoint", str(tiny_checkpoint_path), *FAST_ARGS]
+    args = [
+        "batch",
+        str(tmp_path / "work" / "in"),
+        str(tmp_path / "work" / "out"),
+        "--mask-kind",
+        "centre",
+        "--checkpoint",
+        str(tiny_checkpoint_path),
+        *FAST_ARGS,
+    ]
     for _ in range(2):  # a rerun must not read its own outputs through the link
         assert main(args) == 0
-    outputs = sorted(p.relative_to(tmp_path / "work" / "out") for p in (tmp_path / "work" / "out").rglob("*") if p.is_file())
+    outputs = sorted(
+        p.relative_to(tmp_path / "work" / "out") for p in (tmp_path / "work" / "out").rglob("*") if p.is_file()
+    )
     assert not any(part == "up" for p in outputs for part in p.parts)
     report = [json.loads(line) for line in (tmp_path / "work" / "out" / "report.jsonl").read_text().splitlines()]
     linked = [r for r in report if "/up/" in r["input"]]

@@ -131,7 +131,9 @@ def test_a_hole_no_face_owns_gets_a_classical_fill_and_says_so(default, astronau
     source, mask = tmp_path / "astronaut.png", tmp_path / "flag.png"
     Image.fromarray(astronaut).save(source)
     Image.fromarray(hole.astype(np.uint8) * 255).save(mask)
-    assert main(["fill", str(source), "--mask", str(mask), "--out", str(tmp_path / "out.png"), "--iterations", "2"]) == 0
+    assert (
+        main(["fill", str(source), "--mask", str(mask), "--out", str(tmp_path / "out.png"), "--iterations", "2"]) == 0
+    )
     out = capsys.readouterr().out
     assert "no face owns the hole" in out and "framing: classical" in out
     [forced] = fill_images(default, [(Image.fromarray(astronaut), hole)], FillRequest(FAST, crop="context"))
@@ -165,9 +167,30 @@ def test_a_face_box_from_the_user_is_used(default, astronaut, tmp_path, capsys):
     source, mask = tmp_path / "damaged.png", tmp_path / "eyes.png"
     Image.fromarray(photo).save(source)
     Image.fromarray(hole.astype(np.uint8) * 255).save(mask)
-    assert main(["fill", str(source), "--mask", str(mask), "--out", str(tmp_path / "o.png"), "--face-box", "170,70,110,120", "--iterations", "2"]) == 0
+    assert (
+        main(
+            [
+                "fill",
+                str(source),
+                "--mask",
+                str(mask),
+                "--out",
+                str(tmp_path / "o.png"),
+                "--face-box",
+                "170,70,110,120",
+                "--iterations",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert "framing: face-box" in capsys.readouterr().out
-    assert main(["fill", str(source), "--mask", str(mask), "--out", str(tmp_path / "o.png"), "--face-box", "170,70,-5,120"]) == 2
+    assert (
+        main(
+            ["fill", str(source), "--mask", str(mask), "--out", str(tmp_path / "o.png"), "--face-box", "170,70,-5,120"]
+        )
+        == 2
+    )
     assert "positive width" in capsys.readouterr().err
 
 
@@ -184,8 +207,15 @@ def test_face_framing_metadata_is_written_read_and_may_be_absent(tmp_path, tiny_
     tiny = load_checkpoint(tiny_checkpoint_path)
     assert face_template(tiny) is None and tiny.framer is None  # an older checkpoint: framed the older way
     template = face_template(default)
-    path = save_checkpoint(tmp_path / "framed.safetensors", tiny.generator, tiny.discriminator, tiny.prior, {},
-                           content="faces", framing=template.to_metadata())
+    path = save_checkpoint(
+        tmp_path / "framed.safetensors",
+        tiny.generator,
+        tiny.discriminator,
+        tiny.prior,
+        {},
+        content="faces",
+        framing=template.to_metadata(),
+    )
     again = face_template(load_checkpoint(path))
     assert np.allclose(again.points, template.points, atol=1e-3) and again.size == template.size
     assert np.allclose(again.at_size(32).points, (template.points + 0.5) / 2 - 0.5, atol=1e-3)
@@ -217,15 +247,30 @@ def test_batch_reads_a_face_box_beside_the_image(default, astronaut, tmp_path):
 
 def test_train_framer_adds_a_framer_and_the_face_framing(tmp_path, tiny_checkpoint_path, capsys):
     run = tmp_path / "run"
-    args = ["train-framer", "--checkpoint", str(tiny_checkpoint_path), "--data", str(EXAMPLES), "--out", str(run),
-            "--steps", "6", "--batch-size", "8", "--log-every", "3"]
+    args = [
+        "train-framer",
+        "--checkpoint",
+        str(tiny_checkpoint_path),
+        "--data",
+        str(EXAMPLES),
+        "--out",
+        str(run),
+        "--steps",
+        "6",
+        "--batch-size",
+        "8",
+        "--log-every",
+        "3",
+    ]
     assert main(args) == 0
     assert str(run / "model.safetensors") in capsys.readouterr().out
     framed = load_checkpoint(run)
     assert framed.framer is not None and face_template(framed).size == 32 and face_template(framed).images >= 8
     assert framed.training["framer"]["steps"] == 6
     tiny = load_checkpoint(tiny_checkpoint_path)
-    assert all(torch_equal(a, b) for a, b in zip(framed.generator.state_dict().values(), tiny.generator.state_dict().values()))
+    assert all(
+        torch_equal(a, b) for a, b in zip(framed.generator.state_dict().values(), tiny.generator.state_dict().values())
+    )
     import json
 
     records = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]

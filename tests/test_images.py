@@ -64,9 +64,7 @@ def test_palette_partial_alpha_is_composited_over_white(tmp_path):
 
 
 def test_rgba_is_composited_over_white(tmp_path):
-    rgba = np.array(
-        [[[255, 0, 0, 255], [255, 0, 0, 0]], [[0, 0, 255, 128], [0, 0, 0, 64]]], dtype=np.uint8
-    )
+    rgba = np.array([[[255, 0, 0, 255], [255, 0, 0, 0]], [[0, 0, 255, 128], [0, 0, 0, 64]]], dtype=np.uint8)
     Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
     loaded = load_image(tmp_path / "rgba.png")
     assert loaded.mode == "RGB"

@@ -19,7 +19,11 @@ def test_centre_mask_is_a_centred_quarter():
 
 
 def test_random_mask_fraction_and_seed():
-    a, b, c = make_mask("random", 64, 64, seed=1), make_mask("random", 64, 64, seed=1), make_mask("random", 64, 64, seed=2)
+    a, b, c = (
+        make_mask("random", 64, 64, seed=1),
+        make_mask("random", 64, 64, seed=1),
+        make_mask("random", 64, 64, seed=2),
+    )
     assert abs(a.mean() - 0.8) < 0.02 and np.array_equal(a, b) and not np.array_equal(a, c)
 
 
@@ -33,7 +37,9 @@ def test_pattern_mask_is_blobs_of_the_asked_area():
     assert not np.array_equal(hole, make_mask("pattern", 64, 64, seed=4))
 
 
-@pytest.mark.parametrize("side, region", [("left", np.s_[:, :32]), ("right", np.s_[:, 32:]), ("top", np.s_[:32]), ("bottom", np.s_[32:])])
+@pytest.mark.parametrize(
+    "side, region", [("left", np.s_[:, :32]), ("right", np.s_[:, 32:]), ("top", np.s_[:32]), ("bottom", np.s_[32:])]
+)
 def test_half_masks(side, region):
     hole = make_mask("half", 64, 64, side=side)
     assert hole[region].all() and hole.sum() == 64 * 32
@@ -94,7 +100,9 @@ def test_poisson_blend_matches_the_edge_and_keeps_the_fill_gradients():
     assert seam_blend < seam_paste / 3
     inner_gradient = np.diff(blended[:, 40:60], axis=1) - np.diff(other[:, 40:60], axis=1)
     assert np.abs(inner_gradient).mean() < 0.01
-    big = poisson_blend(np.zeros((200, 150, 3)), np.ones((200, 150, 3)), np.pad(np.ones((100, 80), bool), ((50, 50), (0, 70))))
+    big = poisson_blend(
+        np.zeros((200, 150, 3)), np.ones((200, 150, 3)), np.pad(np.ones((100, 80), bool), ((50, 50), (0, 70)))
+    )
     assert big[~np.pad(np.ones((100, 80), bool), ((50, 50), (0, 70)))].max() == 0
 
 

@@ -73,7 +73,13 @@ def test_batch_items_are_independent_in_eval_mode():
 
 def test_default_64_parameter_counts():
     config = ModelConfig()
-    assert (config.image_size, config.channels, config.latent_dim, config.g_width, config.d_width) == (64, 3, 100, 64, 64)
+    assert (config.image_size, config.channels, config.latent_dim, config.g_width, config.d_width) == (
+        64,
+        3,
+        100,
+        64,
+        64,
+    )
     assert count(Generator(config)) == 3_576_704
     assert count(Discriminator(config)) == 2_765_568
 

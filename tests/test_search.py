@@ -29,7 +29,13 @@ def tiny_checkpoint() -> Checkpoint:
     generator.train()
     with torch.no_grad():  # give BatchNorm real statistics, so eval mode is not an identity
         generator(torch.rand(64, 12) * 2 - 1)
-    return Checkpoint(path=None, config=config, prior=LatentPrior("uniform"), generator=generator.eval(), discriminator=discriminator.eval())
+    return Checkpoint(
+        path=None,
+        config=config,
+        prior=LatentPrior("uniform"),
+        generator=generator.eval(),
+        discriminator=discriminator.eval(),
+    )
 
 
 def test_context_weights_by_hand():
@@ -89,7 +95,12 @@ def test_window_settings_are_auto_or_odd():
 def _faces(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(5)
     images = torch.rand(n, 3, 32, 32, generator=generator) * 2 - 1
-    known = torch.stack([torch.from_numpy(~make_mask(k, 32, 32, seed=i)).float()[None] for i, k in enumerate(["centre", "pattern", "random", "half"][:n])])
+    known = torch.stack(
+        [
+            torch.from_numpy(~make_mask(k, 32, 32, seed=i)).float()[None]
+            for i, k in enumerate(["centre", "pattern", "random", "half"][:n])
+        ]
+    )
     return images, known
 
 
@@ -115,7 +126,9 @@ def test_same_seed_same_result_other_seed_other_result(tiny_checkpoint):
 @pytest.mark.parametrize("constraint", ["clip", "tanh"])
 def test_z_stays_in_the_prior_support(tiny_checkpoint, constraint):
     images, known = _faces(2)
-    result = search(tiny_checkpoint, images, known, SearchSettings(iterations=40, restarts=2, lr=0.5, constraint=constraint))
+    result = search(
+        tiny_checkpoint, images, known, SearchSettings(iterations=40, restarts=2, lr=0.5, constraint=constraint)
+    )
     assert result.z.abs().max() <= 1
     assert result.candidate_z.abs().max() <= 1
     if constraint == "clip":
@@ -143,12 +156,20 @@ def test_callback_reports_progress_and_can_stop(tiny_checkpoint):
         assert progress.current.shape == (2, 3, 32, 32) and progress.context_loss.shape == (2,)
         return progress.iteration >= 20
 
-    search(tiny_checkpoint, images, known, SearchSettings(iterations=100, restarts=2, report_every=10, patience=0), callback)
+    search(
+        tiny_checkpoint,
+        images,
+        known,
+        SearchSettings(iterations=100, restarts=2, report_every=10, patience=0),
+        callback,
+    )
     assert seen == [0, 10, 20]  # the starting points first
 
 
 def test_generator_and_discriminator_stay_frozen(tiny_checkpoint):
-    before = [p.clone() for p in tiny_checkpoint.generator.parameters()] + [b.clone() for b in tiny_checkpoint.generator.buffers()]
+    before = [p.clone() for p in tiny_checkpoint.generator.parameters()] + [
+        b.clone() for b in tiny_checkpoint.generator.buffers()
+    ]
     images, known = _faces(2)
     search(tiny_checkpoint, images, known, SETTINGS)
     after = list(tiny_checkpoint.generator.parameters()) + list(tiny_checkpoint.generator.buffers())

@@ -27,7 +27,9 @@ QUIET = {"show_progress": False, "log": lambda *a: None}
 
 
 def tiny(data, out, **extra) -> TrainOptions:
-    return TrainOptions(data=str(data), out=str(out), image_size=32, g_width=8, d_width=8, batch_size=4, log_every=1, **extra)
+    return TrainOptions(
+        data=str(data), out=str(out), image_size=32, g_width=8, d_width=8, batch_size=4, log_every=1, **extra
+    )
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +111,7 @@ def test_scoring_during_training_keeps_the_best_and_never_trains_on_the_holdout(
     assert result.step == 4
     options = json.loads((run / "training_options.json").read_text())
     assert options["resolved"]["images"] == 10  # 16 example faces minus the 6 held out
-    scores = [json.loads(l) for l in (run / "stats.jsonl").read_text().splitlines() if '"eval"' in l]
+    scores = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines() if '"eval"' in line]
     assert [s["step"] for s in scores] == [2, 4]  # 10 images / batch 4 → 2 steps per epoch
     assert all(s["frechet"] > 0 and s["frechet_raw"] > 0 for s in scores)
     best = load_checkpoint(run / "checkpoints" / "best.safetensors")
@@ -123,7 +125,9 @@ def test_eval_without_a_split_is_refused(tmp_path, capsys):
 
 
 def test_training_command_round_trips_through_the_parser():
-    options = TrainOptions(data="faces", out="runs/x", image_size=32, ema_decay=0.999, channels_last=True, val_count=500, minutes=80.0)
+    options = TrainOptions(
+        data="faces", out="runs/x", image_size=32, ema_decay=0.999, channels_last=True, val_count=500, minutes=80.0
+    )
     command = options_as_command(options)
     args = build_parser().parse_args(shlex.split(command)[1:])
     parsed = TrainOptions(**{**_given(args), "out": args.out})
@@ -152,4 +156,6 @@ def test_export_writes_a_shippable_folder(synthetic, tmp_path):
     assert shipped.training["training_command"].startswith("inpaint train --data")
     assert facts["file_bytes"] < 0.6 * (tmp_path / "run" / "checkpoints" / "step-000000002.safetensors").stat().st_size
     assert facts["precision_effect"]["max_pixel_difference_levels"] < 2
-    assert main(["sample", "--checkpoint", str(tmp_path / "shipped"), "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
+    assert (
+        main(["sample", "--checkpoint", str(tmp_path / "shipped"), "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
+    )

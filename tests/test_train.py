@@ -42,7 +42,9 @@ def all_weights(path: Path) -> list[torch.Tensor]:
 def test_train_on_mixed_folder_writes_a_complete_run(mixed_image_folder, tmp_path, capsys):
     folder, good_count, bad_names = mixed_image_folder
     run_dir = tmp_path / "run"
-    assert main(["train", "--data", str(folder), "--out", str(run_dir), "--steps", "3", "--sample-every", "2", *TINY]) == 0
+    assert (
+        main(["train", "--data", str(folder), "--out", str(run_dir), "--steps", "3", "--sample-every", "2", *TINY]) == 0
+    )
     output = capsys.readouterr()
     text = output.out + output.err
     for name in bad_names:
@@ -66,7 +68,9 @@ def test_train_on_mixed_folder_writes_a_complete_run(mixed_image_folder, tmp_pat
 
 
 def test_resume_continues_exactly_where_it_stopped(synthetic_folder, tmp_path):
-    whole = train(tiny_options(synthetic_folder, tmp_path / "whole", steps=10), show_progress=False, log=lambda *a: None)
+    whole = train(
+        tiny_options(synthetic_folder, tmp_path / "whole", steps=10), show_progress=False, log=lambda *a: None
+    )
     first = train(tiny_options(synthetic_folder, tmp_path / "split", steps=4), show_progress=False, log=lambda *a: None)
     assert (whole.step, first.step) == (10, 4)
     assert main(["train", "--resume", str(tmp_path / "split"), "--steps", "10"]) == 0
@@ -95,7 +99,24 @@ def test_existing_run_is_not_overwritten(synthetic_folder, tmp_path):
 def test_sample_command_from_a_run(synthetic_folder, tmp_path):
     train(tiny_options(synthetic_folder, tmp_path / "run", steps=2), show_progress=False, log=lambda *a: None)
     grid, singles = tmp_path / "grid.png", tmp_path / "singles"
-    assert main(["sample", "--checkpoint", str(tmp_path / "run"), "--n", "6", "--seed", "3", "--out", str(grid), "--out-dir", str(singles)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(tmp_path / "run"),
+                "--n",
+                "6",
+                "--seed",
+                "3",
+                "--out",
+                str(grid),
+                "--out-dir",
+                str(singles),
+            ]
+        )
+        == 0
+    )
     from PIL import Image
 
     assert Image.open(grid).size == (3 * 34 + 2, 2 * 34 + 2)  # 3 columns × 2 rows of 32 px with 2 px padding
@@ -119,7 +140,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_snapshot(synthetic_folder
 
     monkeypatch.setattr(Discriminator, "forward", poisoned)
     with pytest.raises(NonFiniteLoss, match="NaN or infinite by step 5"):
-        train(tiny_options(synthetic_folder, tmp_path / "run", steps=20, checkpoint_every=2), show_progress=False, log=lambda *a: None)
+        train(
+            tiny_options(synthetic_folder, tmp_path / "run", steps=20, checkpoint_every=2),
+            show_progress=False,
+            log=lambda *a: None,
+        )
     assert [step for step, _ in list_snapshots(tmp_path / "run")] == [2, 4]
     assert all(torch.isfinite(t.float()).all() for t in all_weights(tmp_path / "run"))
 
@@ -151,8 +176,22 @@ def _inpaint_command() -> list[str]:
 def test_ctrl_c_saves_a_snapshot_that_resumes(synthetic_folder, tmp_path):
     run_dir = tmp_path / "run"
     process = subprocess.Popen(
-        [*_inpaint_command(), "train", "--data", str(synthetic_folder), "--out", str(run_dir), "--steps", "100000", "--checkpoint-every", "100000", *TINY],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            *_inpaint_command(),
+            "train",
+            "--data",
+            str(synthetic_folder),
+            "--out",
+            str(run_dir),
+            "--steps",
+            "100000",
+            "--checkpoint-every",
+            "100000",
+            *TINY,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     stats = run_dir / "stats.jsonl"
     deadline = time.time() + 120
@@ -165,7 +204,9 @@ def test_ctrl_c_saves_a_snapshot_that_resumes(synthetic_folder, tmp_path):
     assert "Traceback" not in output and "--resume" in output
     [(step, _)] = list_snapshots(run_dir)
     assert step >= 3
-    resumed = train(tiny_options(synthetic_folder, run_dir, steps=step + 2), resume=True, show_progress=False, log=lambda *a: None)
+    resumed = train(
+        tiny_options(synthetic_folder, run_dir, steps=step + 2), resume=True, show_progress=False, log=lambda *a: None
+    )
     assert resumed.step == step + 2
 
 
@@ -176,9 +217,31 @@ def test_torchrun_two_processes_train_the_same_weights(synthetic_folder, tmp_pat
     run_dir = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "inpaint", "train", "--data", str(synthetic_folder), "--out", str(run_dir), "--steps", "4", "--sample-every", "2", *TINY],
-        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "inpaint",
+            "train",
+            "--data",
+            str(synthetic_folder),
+            "--out",
+            str(run_dir),
+            "--steps",
+            "4",
+            "--sample-every",
+            "2",
+            *TINY,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
@@ -187,7 +250,11 @@ def test_torchrun_two_processes_train_the_same_weights(synthetic_folder, tmp_pat
     assert end["replica_checksums"][0] == end["replica_checksums"][1]
     # Only rank 0 wrote: one stats line per step, one set of files, one final message.
     assert [r["step"] for r in records[:-1]] == [1, 2, 3, 4]
-    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["latest.png", "step-000000002.png", "step-000000004.png"]
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
+        "latest.png",
+        "step-000000002.png",
+        "step-000000004.png",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert (result.stdout + result.stderr).count("stopped by steps") == 1
     options = json.loads((run_dir / "training_options.json").read_text())

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_train import TINY, all_weights, tiny_options
 
 from inpaint.checkpoint import list_snapshots
 from inpaint.cli import main
 from inpaint.errors import UserError
 from inpaint.fileio import atomic_path
-from test_train import TINY, all_weights, tiny_options
 from inpaint_training import loop
 from inpaint_training.dry_run import write_synthetic_images
 from inpaint_training.encoder import EncoderOptions
@@ -58,6 +58,7 @@ def copy_run(run: Path, to: Path) -> Path:
 
 
 # --- 1. stats.jsonl: torn and foreign lines ---------------------------------------------------
+
 
 def test_reader_skips_torn_and_foreign_lines_with_one_warning(tmp_path):
     path = tmp_path / STATS_FILE
@@ -100,6 +101,7 @@ def test_torn_stats_line_neither_blocks_resume_nor_export(synthetic_folder, fini
 
 # --- 2. leftovers of killed writes -------------------------------------------------------------
 
+
 def test_resume_removes_the_leftovers_of_killed_writes(finished_run, tmp_path, capsys):
     run = copy_run(finished_run, tmp_path / "run")
     names = []
@@ -133,14 +135,38 @@ def test_leftovers_are_only_the_atomic_writes_own(tmp_path):
 
 # --- 3. numbers are checked where they are parsed ----------------------------------------------
 
-@pytest.mark.parametrize("flag, value", [
-    ("--epochs", "nan"), ("--minutes", "nan"), ("--minutes", "inf"), ("--minutes", "0"), ("--lr", "nan"), ("--lr", "0"),
-    ("--lr-d", "-1"), ("--beta1", "2"), ("--beta1", "nan"), ("--beta1", "1"), ("--workers", "-1"),
-    ("--latent-dim", "1000000000"), ("--g-width", "100000"), ("--d-width", "0"), ("--batch-size", "1e9"),
-    ("--steps", "1.5"), ("--label-smoothing", "nan"), ("--label-smoothing", "0.5"), ("--ema-decay", "nan"),
-    ("--ema-decay", "1"), ("--eval-every", "nan"), ("--eval-samples", "1"), ("--seed", "-1"), ("--keep-snapshots", "0"),
-    ("--log-every", "nan"), ("--val-count", "-2"),
-])
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--epochs", "nan"),
+        ("--minutes", "nan"),
+        ("--minutes", "inf"),
+        ("--minutes", "0"),
+        ("--lr", "nan"),
+        ("--lr", "0"),
+        ("--lr-d", "-1"),
+        ("--beta1", "2"),
+        ("--beta1", "nan"),
+        ("--beta1", "1"),
+        ("--workers", "-1"),
+        ("--latent-dim", "1000000000"),
+        ("--g-width", "100000"),
+        ("--d-width", "0"),
+        ("--batch-size", "1e9"),
+        ("--steps", "1.5"),
+        ("--label-smoothing", "nan"),
+        ("--label-smoothing", "0.5"),
+        ("--ema-decay", "nan"),
+        ("--ema-decay", "1"),
+        ("--eval-every", "nan"),
+        ("--eval-samples", "1"),
+        ("--seed", "-1"),
+        ("--keep-snapshots", "0"),
+        ("--log-every", "nan"),
+        ("--val-count", "-2"),
+    ],
+)
 def test_bad_numbers_are_refused_where_typed(tmp_path, capsys, flag, value):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), flag, value])
@@ -150,28 +176,41 @@ def test_bad_numbers_are_refused_where_typed(tmp_path, capsys, flag, value):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("lr", math.nan, "--lr: must be a finite number"),
-    ("minutes", math.nan, "--minutes: must be a finite number"),
-    ("epochs", math.inf, "--epochs: must be a finite number"),
-    ("beta2", 1.0, "--beta2: must be at least 0 and below 1, got 1.0"),
-    ("ema_decay", math.nan, "--ema-decay: must be a finite number"),
-    ("label_smoothing", -0.1, "--label-smoothing: must be at least 0 and below 0.5"),
-    ("batch_size", 2.5, "--batch-size: must be a whole number"),
-    ("g_width", 1024, "would have 5.7 billion parameters"),  # at 128×128 (each width alone is allowed)
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("lr", math.nan, "--lr: must be a finite number"),
+        ("minutes", math.nan, "--minutes: must be a finite number"),
+        ("epochs", math.inf, "--epochs: must be a finite number"),
+        ("beta2", 1.0, "--beta2: must be at least 0 and below 1, got 1.0"),
+        ("ema_decay", math.nan, "--ema-decay: must be a finite number"),
+        ("label_smoothing", -0.1, "--label-smoothing: must be at least 0 and below 0.5"),
+        ("batch_size", 2.5, "--batch-size: must be a whole number"),
+        ("g_width", 1024, "would have 5.7 billion parameters"),  # at 128×128 (each width alone is allowed)
+    ],
+)
 def test_options_given_through_the_api_are_checked(field, value, message):
     options = TrainOptions(data="d", out="o", image_size=128, d_width=1024, **{field: value})
     with pytest.raises(UserError, match=re.escape(message)):
         options.validate()
 
 
-@pytest.mark.parametrize("options_class, field, value", [
-    (EncoderOptions, "lr", math.nan), (EncoderOptions, "hole_weight", -1.0), (EncoderOptions, "batch_size", 1),
-    (EncoderOptions, "width", 100_000), (EncoderOptions, "steps", math.inf), (EncoderOptions, "seed", -1),
-    (FramerOptions, "lr", math.nan), (FramerOptions, "steps", 0), (FramerOptions, "width", 100_000),
-    (FramerOptions, "template_images", 10**9), (FramerOptions, "log_every", 2.5),
-])
+@pytest.mark.parametrize(
+    "options_class, field, value",
+    [
+        (EncoderOptions, "lr", math.nan),
+        (EncoderOptions, "hole_weight", -1.0),
+        (EncoderOptions, "batch_size", 1),
+        (EncoderOptions, "width", 100_000),
+        (EncoderOptions, "steps", math.inf),
+        (EncoderOptions, "seed", -1),
+        (FramerOptions, "lr", math.nan),
+        (FramerOptions, "steps", 0),
+        (FramerOptions, "width", 100_000),
+        (FramerOptions, "template_images", 10**9),
+        (FramerOptions, "log_every", 2.5),
+    ],
+)
 def test_encoder_and_framer_options_are_checked(options_class, field, value):
     with pytest.raises(UserError, match=f"^--{field.replace('_', '-')}: must be "):
         options_class(**{field: value}).validate()
@@ -188,14 +227,18 @@ def test_limits_accept_what_the_defaults_and_the_shipped_runs_use():
 
 # --- 4. malformed run files ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda options: [options], "not a training-options file (a JSON object is expected, it holds a list)"),
-    (lambda options: {**options, "batch_size": "abc"}, "batch_size: must be a whole number, got 'abc'"),
-    (lambda options: {**options, "lr": None}, "lr: must be a number, got None"),
-    (lambda options: {**options, "minutes": "nan"}, "minutes: must be a finite number"),
-    (lambda options: {**options, "prior": 3}, "prior: must be text, got 3"),
-    (lambda options: {**options, "image_size": 48}, "image size 48 is not supported"),
-])
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda options: [options], "not a training-options file (a JSON object is expected, it holds a list)"),
+        (lambda options: {**options, "batch_size": "abc"}, "batch_size: must be a whole number, got 'abc'"),
+        (lambda options: {**options, "lr": None}, "lr: must be a number, got None"),
+        (lambda options: {**options, "minutes": "nan"}, "minutes: must be a finite number"),
+        (lambda options: {**options, "prior": 3}, "prior: must be text, got 3"),
+        (lambda options: {**options, "image_size": 48}, "image size 48 is not supported"),
+    ],
+)
 def test_malformed_options_file_is_a_one_line_error(finished_run, tmp_path, capsys, damage, message):
     run = copy_run(finished_run, tmp_path / "run")
     path = run / OPTIONS_FILE
@@ -217,9 +260,11 @@ def test_mismatched_state_file_is_a_one_line_error(finished_run, tmp_path, capsy
 
 # --- 5. a run shows itself early ------------------------------------------------------------------
 
+
 def _grids_written(monkeypatch) -> list[str]:
     written: list[str] = []
     save_grid = loop.save_grid
+
     def recorded(pictures, path, **kwargs):
         written.append(Path(path).name)
         return save_grid(pictures, path, **kwargs)
@@ -263,14 +308,20 @@ def test_progress_bar_has_a_total_from_the_start(synthetic_folder, tmp_path, cap
 
 # --- 7. exact resume under any interpreter ----------------------------------------------------------
 
+
 def test_step_seeds_are_arithmetic_and_fixed():
     # Golden values: the noise, flips and augmentations of every step are the same under any Python
     # (hash() of a tuple is not promised to stay), so a run resumed elsewhere continues exactly.
     assert step_seed(0, 0, 0, 0) == 2391539541053276776
     assert step_seed(0, 0, 1, 0) == 6480389525940173890
     assert step_seed(2**63 - 1, 3, 10**9, 2) == 1892622568368394345
-    seeds = {step_seed(seed, rank, step, stream)
-             for seed in range(3) for rank in range(3) for step in range(50) for stream in range(3)}
+    seeds = {
+        step_seed(seed, rank, step, stream)
+        for seed in range(3)
+        for rank in range(3)
+        for step in range(50)
+        for stream in range(3)
+    }
     assert len(seeds) == 3 * 3 * 50 * 3 and all(0 <= s < 2**63 for s in seeds)
 
 
@@ -278,7 +329,7 @@ def test_step_seeds_are_arithmetic_and_fixed():
 
 # Runs `inpaint train ARGS…` and SIGKILLs itself at a chosen moment: halfway through the stats line, the
 # training state, the weights of a snapshot, or a sample grid of step AT (what a kill -9 there leaves).
-FAULTY_TRAIN = '''
+FAULTY_TRAIN = """
 import io, json, os, signal, sys
 from pathlib import Path
 
@@ -349,12 +400,13 @@ elif fault == "samples":
 from inpaint.cli import main
 
 sys.exit(main(argv))
-'''
+"""
 
 
 def _leftovers(run: Path) -> list[str]:
     return sorted(str(p.relative_to(run)) for p in run.rglob(".*.tmp*")) + [
-        p.name for p in (run / "checkpoints").glob("state-*.pt")
+        p.name
+        for p in (run / "checkpoints").glob("state-*.pt")
         if not (run / "checkpoints" / p.name.replace("state-", "step-").replace(".pt", ".safetensors")).exists()
     ]
 

@@ -30,7 +30,19 @@ def _run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Completed
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    built = _run(sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(out), cwd=out)
+    built = _run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        str(ROOT),
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(out),
+        cwd=out,
+    )
     assert built.returncode == 0, built.stderr
     [path] = out.glob("inpaint-*.whl")
     return path
@@ -49,8 +61,24 @@ def test_a_fresh_environment_with_only_the_wheel_fills_a_face_and_serves_the_exa
     venv = tmp_path / "venv"
     assert _run(sys.executable, "-m", "venv", "--without-pip", str(venv), cwd=tmp_path).returncode == 0
     python = venv / "bin" / "python"
-    site = Path(_run(str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path).stdout.strip())
-    installed = _run(sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel), cwd=tmp_path)
+    site = Path(
+        _run(
+            str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path
+        ).stdout.strip()
+    )
+    installed = _run(
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        str(python),
+        "install",
+        "--no-deps",
+        "--no-index",
+        "-q",
+        str(wheel),
+        cwd=tmp_path,
+    )
     assert installed.returncode == 0, installed.stderr
     # The dependencies only: this environment's site-packages as a plain path (its .pth files, and
     # with them the editable install of the source tree, are not read from there).
@@ -60,15 +88,36 @@ def test_a_fresh_environment_with_only_the_wheel_fills_a_face_and_serves_the_exa
     face = np.asarray(Image.open(ROOT / "examples" / "faces" / "142124.jpg").convert("RGB"))
     Image.fromarray(face).save(work / "face.png")
     env = {**os.environ, "PYTHONPATH": "", "OMP_NUM_THREADS": "1"}
-    where = _run(str(python), "-c", "import inpaint, inpaint.assets as a; print(inpaint.__file__); print(a.default_checkpoint())", cwd=work, env=env)
+    where = _run(
+        str(python),
+        "-c",
+        "import inpaint, inpaint.assets as a; print(inpaint.__file__); print(a.default_checkpoint())",
+        cwd=work,
+        env=env,
+    )
     assert where.returncode == 0, where.stderr
     module, checkpoint = where.stdout.split()
     assert str(venv) in module and str(venv) in checkpoint  # the wheel's copies, not the source tree's
-    filled = _run(str(venv / "bin" / "inpaint"), "fill", "face.png", "--mask-kind", "centre", "--out", "filled.png", cwd=work, env=env)
+    filled = _run(
+        str(venv / "bin" / "inpaint"),
+        "fill",
+        "face.png",
+        "--mask-kind",
+        "centre",
+        "--out",
+        "filled.png",
+        cwd=work,
+        env=env,
+    )
     assert filled.returncode == 0, filled.stderr
     result = np.asarray(Image.open(work / "filled.png"))
     assert result.shape == face.shape and not np.array_equal(result, face)
-    examples = _run(str(python), "-c", "from inpaint_ui.app import EXAMPLES, find_checkpoints; print(len(EXAMPLES), list(find_checkpoints()))",
-                    cwd=work, env=env)
+    examples = _run(
+        str(python),
+        "-c",
+        "from inpaint_ui.app import EXAMPLES, find_checkpoints; print(len(EXAMPLES), list(find_checkpoints()))",
+        cwd=work,
+        env=env,
+    )
     assert examples.returncode == 0, examples.stderr
     assert examples.stdout.split()[0] == "16" and "celeba64" in examples.stdout

@@ -31,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--data", help="folder of training images (searched recursively)")
     where.add_argument("--out", help="run folder to create (options, stats, samples, checkpoints)")
     where.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or finished run")
-    where.add_argument("--dry-run", action="store_true", help="smoke test: a few steps on generated images, no data needed")
+    where.add_argument(
+        "--dry-run", action="store_true", help="smoke test: a few steps on generated images, no data needed"
+    )
 
     model = parser.add_argument_group("model")
     model.add_argument("--image-size", type=int, choices=SUPPORTED_IMAGE_SIZES, help=f"default {_DEFAULTS.image_size}")
@@ -42,36 +44,86 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--prior", choices=PRIOR_KINDS, help="latent prior (default uniform on [-1, 1])")
 
     optim = parser.add_argument_group("optimisation and stopping")
-    optim.add_argument("--batch-size", type=_limit("batch_size"), help=f"images per step per process (default {_DEFAULTS.batch_size})")
+    optim.add_argument(
+        "--batch-size", type=_limit("batch_size"), help=f"images per step per process (default {_DEFAULTS.batch_size})"
+    )
     optim.add_argument("--lr", type=_limit("lr"), help=f"Adam learning rate for G and D (default {_DEFAULTS.lr})")
-    optim.add_argument("--lr-d", type=_limit("lr_d"), help="discriminator learning rate, if different (two time-scale update)")
+    optim.add_argument(
+        "--lr-d", type=_limit("lr_d"), help="discriminator learning rate, if different (two time-scale update)"
+    )
     optim.add_argument("--beta1", type=_limit("beta1"), help=f"Adam β1 (default {_DEFAULTS.beta1})")
-    optim.add_argument("--epochs", type=_limit("epochs"), help=f"stop after this many epochs (default {DEFAULT_EPOCHS} if no limit is given)")
-    optim.add_argument("--steps", type=_limit("steps"), help="stop after this many steps (total, counting resumed ones)")
+    optim.add_argument(
+        "--epochs",
+        type=_limit("epochs"),
+        help=f"stop after this many epochs (default {DEFAULT_EPOCHS} if no limit is given)",
+    )
+    optim.add_argument(
+        "--steps", type=_limit("steps"), help="stop after this many steps (total, counting resumed ones)"
+    )
     optim.add_argument("--minutes", type=_limit("minutes"), help="stop after this many minutes of this session")
     optim.add_argument("--seed", type=_limit("seed"), help="seed for initialisation, data order and noise (default 0)")
 
     stab = parser.add_argument_group("stabilisers")
-    stab.add_argument("--ema-decay", type=_limit("ema_decay"), help="keep an exponential moving average of G's weights, e.g. 0.999 (default off); checkpoints hold the average")
-    stab.add_argument("--label-smoothing", type=_limit("label_smoothing"), help="one-sided label smoothing: D's target for real images is 1 - this (e.g. 0.1)")
-    stab.add_argument("--diffaug", help="differentiable augmentation policies for D's inputs, e.g. color,translation,cutout")
+    stab.add_argument(
+        "--ema-decay",
+        type=_limit("ema_decay"),
+        help="keep an exponential moving average of G's weights, e.g. 0.999 (default off); "
+        "checkpoints hold the average",
+    )
+    stab.add_argument(
+        "--label-smoothing",
+        type=_limit("label_smoothing"),
+        help="one-sided label smoothing: D's target for real images is 1 - this (e.g. 0.1)",
+    )
+    stab.add_argument(
+        "--diffaug", help="differentiable augmentation policies for D's inputs, e.g. color,translation,cutout"
+    )
 
     evals = parser.add_argument_group("evaluation (dlib's face descriptors: installed with the package)")
-    evals.add_argument("--val-count", type=_limit("val_count"), help="hold out the N image files with the highest names as a validation split")
-    evals.add_argument("--eval-every", type=_limit("eval_every"), help="epochs between Fréchet face-descriptor scores on the validation split; the best is kept as checkpoints/best.safetensors")
-    evals.add_argument("--eval-samples", type=_limit("eval_samples"), help=f"generated images per score (default {_DEFAULTS.eval_samples})")
+    evals.add_argument(
+        "--val-count",
+        type=_limit("val_count"),
+        help="hold out the N image files with the highest names as a validation split",
+    )
+    evals.add_argument(
+        "--eval-every",
+        type=_limit("eval_every"),
+        help="epochs between Fréchet face-descriptor scores on the validation split; "
+        "the best is kept as checkpoints/best.safetensors",
+    )
+    evals.add_argument(
+        "--eval-samples",
+        type=_limit("eval_samples"),
+        help=f"generated images per score (default {_DEFAULTS.eval_samples})",
+    )
 
     speed = parser.add_argument_group("hardware")
     speed.add_argument("--device", help="auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     speed.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), bf16, fp16 (GPU only)")
-    speed.add_argument("--channels-last", action="store_true", default=None, help="channels_last memory format (faster with bf16)")
-    speed.add_argument("--workers", type=_limit("workers"), help="processes decoding images at start (default: up to 4)")
+    speed.add_argument(
+        "--channels-last", action="store_true", default=None, help="channels_last memory format (faster with bf16)"
+    )
+    speed.add_argument(
+        "--workers", type=_limit("workers"), help="processes decoding images at start (default: up to 4)"
+    )
 
     output = parser.add_argument_group("logging")
-    output.add_argument("--log-every", type=_limit("log_every"), help=f"steps between stats lines (default {_DEFAULTS.log_every})")
-    output.add_argument("--sample-every", type=_limit("sample_every"), help=f"steps between sample grids (default {_DEFAULTS.sample_every})")
-    output.add_argument("--checkpoint-every", type=_limit("checkpoint_every"), help=f"steps between snapshots (default {_DEFAULTS.checkpoint_every})")
-    output.add_argument("--keep-snapshots", type=_limit("keep_snapshots"), help=f"snapshots kept (default {_DEFAULTS.keep_snapshots})")
+    output.add_argument(
+        "--log-every", type=_limit("log_every"), help=f"steps between stats lines (default {_DEFAULTS.log_every})"
+    )
+    output.add_argument(
+        "--sample-every",
+        type=_limit("sample_every"),
+        help=f"steps between sample grids (default {_DEFAULTS.sample_every})",
+    )
+    output.add_argument(
+        "--checkpoint-every",
+        type=_limit("checkpoint_every"),
+        help=f"steps between snapshots (default {_DEFAULTS.checkpoint_every})",
+    )
+    output.add_argument(
+        "--keep-snapshots", type=_limit("keep_snapshots"), help=f"snapshots kept (default {_DEFAULTS.keep_snapshots})"
+    )
 
 
 def _given(args: argparse.Namespace) -> dict:
@@ -111,7 +163,9 @@ def run(args: argparse.Namespace) -> int:
         report(f"error: {error}", file=sys.stderr)
         return 1
     if result.stopped_by == "interrupt":
-        report(f"interrupted at step {result.step}; snapshot saved. Continue with: inpaint train --resume {result.run_dir}")
+        report(
+            f"interrupted at step {result.step}; snapshot saved. Continue with: inpaint train --resume {result.run_dir}"
+        )
         return 130
     report(
         f"stopped by {result.stopped_by} at step {result.step} (epoch {result.epoch:.2f}); "

@@ -66,8 +66,10 @@ def init_world(device: torch.device | str) -> World:
     if device.type == "cuda":
         expected = rank_device(local_rank, count)
         if backend == "nccl" and local_size > 1 and device.index is not None and device != expected:
-            raise UserError(f"under torchrun each process takes its own GPU ({expected} for local rank {local_rank}); "
-                            f"use --device cuda or auto rather than {device}")
+            raise UserError(
+                f"under torchrun each process takes its own GPU ({expected} for local rank {local_rank}); "
+                f"use --device cuda or auto rather than {device}"
+            )
         # Collectives run on the current device; without this every rank would work on cuda:0.
         torch.cuda.set_device(expected if device.index is None else device)
     if not dist.is_initialized():

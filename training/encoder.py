@@ -80,6 +80,7 @@ class EncoderOptions:
 
 # --- Holes --------------------------------------------------------------------------------------
 
+
 def random_hole(rng: np.random.Generator, size: int, regions: dict | None) -> np.ndarray:
     """One hole (size × size, True = missing) of a kind drawn from HOLE_KINDS (eye and mouth boxes
     only for a face model; other models draw another kind instead)."""
@@ -90,7 +91,7 @@ def random_hole(rng: np.random.Generator, size: int, regions: dict | None) -> np
         hole = np.zeros((size, size), bool)
         side = int(round(size * np.sqrt(rng.uniform(0.1, 0.4))))
         top, left = (size - side) // 2 + rng.integers(-size // 8, size // 8 + 1, 2)
-        hole[max(0, top):top + side, max(0, left):left + side] = True
+        hole[max(0, top) : top + side, max(0, left) : left + side] = True
         return hole
     if kind == "half":
         return half_mask(size, size, ("left", "right", "top", "bottom")[int(rng.integers(4))])
@@ -103,7 +104,7 @@ def random_hole(rng: np.random.Generator, size: int, regions: dict | None) -> np
     if kind in ("eyes", "mouth"):
         left, top, right, bottom = np.asarray(regions[kind]) + rng.normal(0, 0.04 * size, 4)
         hole = np.zeros((size, size), bool)
-        hole[max(0, int(top)):max(0, int(np.ceil(bottom))), max(0, int(left)):max(0, int(np.ceil(right)))] = True
+        hole[max(0, int(top)) : max(0, int(np.ceil(bottom))), max(0, int(left)) : max(0, int(np.ceil(right)))] = True
         return hole
     return np.zeros((size, size), bool)
 
@@ -114,6 +115,7 @@ def known_masks(rng: np.random.Generator, n: int, size: int, regions: dict | Non
 
 
 # --- Losses -------------------------------------------------------------------------------------
+
 
 def discriminator_features(discriminator: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
     """D's hidden activations (after each LeakyReLU), the last 4×4 block included."""
@@ -130,7 +132,10 @@ def feature_loss(discriminator: torch.nn.Module, fake: torch.Tensor, real: torch
     """Mean over D's hidden layers of L1(f(fake), f(real)) / mean |f(real)|: scale-free per layer."""
     with torch.no_grad():
         targets = discriminator_features(discriminator, real)
-    losses = [(f - t).abs().mean() / (t.abs().mean() + 1e-6) for f, t in zip(discriminator_features(discriminator, fake), targets)]
+    losses = [
+        (f - t).abs().mean() / (t.abs().mean() + 1e-6)
+        for f, t in zip(discriminator_features(discriminator, fake), targets)
+    ]
     return torch.stack(losses).mean()
 
 
@@ -143,15 +148,26 @@ class StepLosses:
     features: torch.Tensor
 
     def total(self, options: EncoderOptions) -> torch.Tensor:
-        return (options.latent_weight * self.latent + options.pixel_weight * (self.pixels_generated + self.pixels_known)
-                + options.hole_weight * self.pixels_hole + options.feature_weight * self.features)
+        return (
+            options.latent_weight * self.latent
+            + options.pixel_weight * (self.pixels_generated + self.pixels_known)
+            + options.hole_weight * self.pixels_hole
+            + options.feature_weight * self.features
+        )
 
     def record(self) -> dict[str, float]:
         return {f.name: round(getattr(self, f.name).item(), 5) for f in fields(self)}
 
 
-def step_losses(checkpoint: Checkpoint, net: EncoderNet, z: torch.Tensor, generated_known: torch.Tensor, real: torch.Tensor,
-                real_known: torch.Tensor, precision: str) -> StepLosses:
+def step_losses(
+    checkpoint: Checkpoint,
+    net: EncoderNet,
+    z: torch.Tensor,
+    generated_known: torch.Tensor,
+    real: torch.Tensor,
+    real_known: torch.Tensor,
+    precision: str,
+) -> StepLosses:
     """The losses of one step: z (B, D) G's latents with their masks, real (B, C, S, S) model-space
     images with theirs."""
     generator, discriminator = checkpoint.generator, checkpoint.discriminator
@@ -161,8 +177,12 @@ def step_losses(checkpoint: Checkpoint, net: EncoderNet, z: torch.Tensor, genera
     with autocast(device, precision):
         predicted = net(torch.cat([generated, real]), torch.cat([generated_known, real_known])).float()
         drawn = generator(predicted).float()
-        fake_of_real = drawn[len(z):]
-        features = feature_loss(discriminator, fake_of_real, real) if discriminator is not None else torch.zeros((), device=device)
+        fake_of_real = drawn[len(z) :]
+        features = (
+            feature_loss(discriminator, fake_of_real, real)
+            if discriminator is not None
+            else torch.zeros((), device=device)
+        )
     known_pixels = real_known.expand_as(real)
     error = (fake_of_real - real).abs()
     return StepLosses(
@@ -176,7 +196,10 @@ def step_losses(checkpoint: Checkpoint, net: EncoderNet, z: torch.Tensor, genera
 
 # --- Validation ---------------------------------------------------------------------------------
 
-def validate(checkpoint: Checkpoint, net: EncoderNet, images: torch.Tensor, picture: Path | None = None) -> dict[str, float]:
+
+def validate(
+    checkpoint: Checkpoint, net: EncoderNet, images: torch.Tensor, picture: Path | None = None
+) -> dict[str, float]:
     """Hole PSNR of G(E) pasted into each held-out image, per mask of VALIDATION_MASKS (E alone, no
     search), and optionally a picture of the fills: rows original, masked, G(E), per mask."""
     size = checkpoint.config.image_size
@@ -194,7 +217,11 @@ def validate(checkpoint: Checkpoint, net: EncoderNet, images: torch.Tensor, pict
             ours = (checkpoint.to_pixels(pasted) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
             scores[f"psnr_hole_{kind}"] = round(float(np.mean([psnr(t, o, hole) for t, o in zip(truth, ours)])), 3)
             shown = slice(0, min(8, len(real)))
-            rows += [checkpoint.to_pixels(real[shown]), checkpoint.to_pixels(real[shown] * known[shown]), checkpoint.to_pixels(fill[shown])]
+            rows += [
+                checkpoint.to_pixels(real[shown]),
+                checkpoint.to_pixels(real[shown] * known[shown]),
+                checkpoint.to_pixels(fill[shown]),
+            ]
     net.train()
     if picture is not None:
         save_grid(torch.cat([r.cpu() for r in rows]), picture, columns=min(8, len(images)))
@@ -202,6 +229,7 @@ def validate(checkpoint: Checkpoint, net: EncoderNet, images: torch.Tensor, pict
 
 
 # --- The run ------------------------------------------------------------------------------------
+
 
 def train_encoder(options: EncoderOptions, resume: bool = False) -> Path:
     """Train an inpainting encoder for options.checkpoint; returns the written checkpoint file."""
@@ -219,8 +247,11 @@ def train_encoder(options: EncoderOptions, resume: bool = False) -> Path:
     check = decode_images(held_out[:256], size, config.channels, show_progress=False)[0] if held_out else images[-64:]
     template = FaceTemplate.from_metadata(checkpoint.metadata.get("framing"))
     regions = template.regions(size) if template is not None else None
-    write_text_atomic(run / OPTIONS_FILE, json.dumps({**asdict(options), "training_images": len(images),
-                                                      "held_out_images": len(held_out)}, indent=2) + "\n")
+    write_text_atomic(
+        run / OPTIONS_FILE,
+        json.dumps({**asdict(options), "training_images": len(images), "held_out_images": len(held_out)}, indent=2)
+        + "\n",
+    )
 
     torch.manual_seed(options.seed)
     net = EncoderNet(config, checkpoint.prior, EncoderConfig(options.width)).to(device)
@@ -248,7 +279,9 @@ def train_encoder(options: EncoderOptions, resume: bool = False) -> Path:
             losses = step_losses(checkpoint, net, z, generated_known, real, real_known, precision)
             loss = losses.total(options)
             if not torch.isfinite(loss):
-                raise UserError(f"the encoder's loss became {float(loss)} at step {step}; the last state is kept in {state_file}")
+                raise UserError(
+                    f"the encoder's loss became {float(loss)} at step {step}; the last state is kept in {state_file}"
+                )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -257,23 +290,52 @@ def train_encoder(options: EncoderOptions, resume: bool = False) -> Path:
             seen += 2 * half
             bar.update(1)
             if step % options.log_every == 0 or step == options.steps:
-                record = {"step": step, **losses.record(), "images_per_second": round(seen / (time.perf_counter() - started), 1)}
+                record = {
+                    "step": step,
+                    **losses.record(),
+                    "images_per_second": round(seen / (time.perf_counter() - started), 1),
+                }
                 if step % options.checkpoint_every == 0 or step == options.steps:
                     record.update(validate(checkpoint, net, check, run / PICTURE_FILE))
                     state.save(step)
                 stats.append(record)
-                bar.set_postfix({k: v for k, v in record.items() if k in ("latent", "pixels_known", "psnr_hole_centre")})
+                bar.set_postfix(
+                    {k: v for k, v in record.items() if k in ("latent", "pixels_known", "psnr_hole_centre")}
+                )
     except KeyboardInterrupt:
         state.save(step)
         bar.close()
         raise
     bar.close()
     final = validate(checkpoint, net, check, run / PICTURE_FILE)
-    recipe = {k: getattr(options, k) for k in ("val_count", "steps", "batch_size", "lr", "width", "latent_weight", "pixel_weight",
-                                                  "hole_weight", "feature_weight", "seed")}
-    training = {**checkpoint.training, "encoder": {"steps": options.steps, "images": len(images), "held_out": len(held_out),
-                                                   "options": recipe, "device": str(device), "precision": precision,
-                                                   "seconds": round(time.perf_counter() - started, 1), **final}}
+    recipe = {
+        k: getattr(options, k)
+        for k in (
+            "val_count",
+            "steps",
+            "batch_size",
+            "lr",
+            "width",
+            "latent_weight",
+            "pixel_weight",
+            "hole_weight",
+            "feature_weight",
+            "seed",
+        )
+    }
+    training = {
+        **checkpoint.training,
+        "encoder": {
+            "steps": options.steps,
+            "images": len(images),
+            "held_out": len(held_out),
+            "options": recipe,
+            "device": str(device),
+            "precision": precision,
+            "seconds": round(time.perf_counter() - started, 1),
+            **final,
+        },
+    }
     path = run / WEIGHTS_FILE
     resave_checkpoint(checkpoint, path, training, encoder=net.cpu().eval())
     return path

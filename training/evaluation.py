@@ -17,7 +17,9 @@ class FaceFrechetEvaluator:
     """Descriptors of the validation faces are computed once; each score samples G afresh from
     the same fixed latents, so scores along a run differ only by the generator."""
 
-    def __init__(self, files: list[Path], image_size: int, channels: int, prior: LatentPrior, samples: int, seed: int, warn=print) -> None:
+    def __init__(
+        self, files: list[Path], image_size: int, channels: int, prior: LatentPrior, samples: int, seed: int, warn=print
+    ) -> None:
         images, _, _ = decode_images(files, image_size, channels, show_progress=False, warn=warn)
         self.reference = face_descriptors(images)
         self.count = len(images)

@@ -89,7 +89,12 @@ def nearest_training_images(samples: torch.Tensor, training: torch.Tensor) -> to
 
 
 def export_run(
-    run_dir: Path, out: Path, storage: str = "fp16", data: str | None = None, show_progress: bool = True, content: str | None = None
+    run_dir: Path,
+    out: Path,
+    storage: str = "fp16",
+    data: str | None = None,
+    show_progress: bool = True,
+    content: str | None = None,
 ) -> dict[str, Any]:
     run_dir, out = Path(run_dir), Path(out)
     options = load_options(run_dir)
@@ -102,19 +107,36 @@ def export_run(
     records = read_stats(run_dir / STATS_FILE)  # torn or foreign lines skipped with a warning
     training["frechet_history"] = [
         {key: r[key] for key in ("step", "frechet", "frechet_raw") if key in r}
-        for r in records if r.get("event") == "eval" and "frechet" in r
+        for r in records
+        if r.get("event") == "eval" and "frechet" in r
     ]
     data_dir = data or options.data
     if not Path(data_dir).is_dir():
         raise UserError(f"{data_dir}: training data not found; pass --data to draw the nearest-neighbour grid")
-    images = load_image_folder(data_dir, options.image_size, options.channels, show_progress=show_progress, warn=lambda m: None, holdout=options.val_count)
+    images = load_image_folder(
+        data_dir,
+        options.image_size,
+        options.channels,
+        show_progress=show_progress,
+        warn=lambda m: None,
+        holdout=options.val_count,
+    )
     framing = None
     if content == "faces":
         pick = torch.linspace(0, len(images) - 1, min(1000, len(images))).long()
         faces = images.images[pick].permute(0, 2, 3, 1).expand(-1, -1, -1, 3).contiguous().numpy()
         framing = measure_template(faces).to_metadata()
     out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out / WEIGHTS_FILE, source.generator, source.discriminator, source.prior, training, STORAGE_DTYPES[storage], content, framing)
+    save_checkpoint(
+        out / WEIGHTS_FILE,
+        source.generator,
+        source.discriminator,
+        source.prior,
+        training,
+        STORAGE_DTYPES[storage],
+        content,
+        framing,
+    )
     stored = load_checkpoint(out)
     facts = {
         "training": training,

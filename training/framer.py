@@ -76,6 +76,7 @@ class FramerOptions:
 
 # --- The synthetic examples ----------------------------------------------------------------------
 
+
 class Examples:
     """Batches of (views (N, 4, 64, 64), reference points (N, 6), face (N,)) from inpaint_training faces."""
 
@@ -98,23 +99,35 @@ class Examples:
                 coarse = rng.random((int(rng.integers(2, 10)),) * 2 + (3,)).astype(np.float32) * 255
                 picture = cv2.resize(coarse, (INPUT, INPUT), interpolation=cv2.INTER_CUBIC)
             elif kind == 2:
-                picture = cv2.GaussianBlur(rng.random((INPUT, INPUT, 3)).astype(np.float32) * 255, (0, 0), rng.uniform(0.5, 4))
+                picture = cv2.GaussianBlur(
+                    rng.random((INPUT, INPUT, 3)).astype(np.float32) * 255, (0, 0), rng.uniform(0.5, 4)
+                )
             elif kind == 3:
                 ramp = np.linspace(0, 1, INPUT, dtype=np.float32)
                 period = rng.uniform(4, 32)
                 waves = 0.5 + 0.5 * np.sin(2 * np.pi * (ramp[:, None] * INPUT / period) + rng.uniform(0, 6))
                 colours = rng.integers(0, 256, (2, 3)).astype(np.float32)
                 picture = colours[0] + (colours[1] - colours[0]) * np.repeat(waves, INPUT, 1)[..., None]
-                picture = cv2.warpAffine(picture, cv2.getRotationMatrix2D((INPUT / 2, INPUT / 2), rng.uniform(0, 180), 1.5),
-                                         (INPUT, INPUT), borderMode=cv2.BORDER_REFLECT)
+                picture = cv2.warpAffine(
+                    picture,
+                    cv2.getRotationMatrix2D((INPUT / 2, INPUT / 2), rng.uniform(0, 180), 1.5),
+                    (INPUT, INPUT),
+                    borderMode=cv2.BORDER_REFLECT,
+                )
             else:
                 canvas = self.canvases[int(rng.integers(len(self.canvases)))].permute(1, 2, 0).numpy()
                 corner = self.side // 4
-                y = int(rng.choice([0, self.side - corner])) if rng.random() < 0.5 else int(rng.integers(0, self.side - corner))
+                y = (
+                    int(rng.choice([0, self.side - corner]))
+                    if rng.random() < 0.5
+                    else int(rng.integers(0, self.side - corner))
+                )
                 x = int(rng.choice([0, self.side - corner]))
-                patch, valid = canvas[y:y + corner, x:x + corner, :3], canvas[y:y + corner, x:x + corner, 3]
+                patch, valid = canvas[y : y + corner, x : x + corner, :3], canvas[y : y + corner, x : x + corner, 3]
                 if valid.min() == 0:
-                    patch = np.where(valid[..., None] > 0, patch, patch[valid > 0].mean(0) if (valid > 0).any() else 128)
+                    patch = np.where(
+                        valid[..., None] > 0, patch, patch[valid > 0].mean(0) if (valid > 0).any() else 128
+                    )
                 picture = cv2.resize(patch.astype(np.float32), (INPUT, INPUT), interpolation=cv2.INTER_CUBIC)
             bank.append(np.clip(picture, 0, 255))
         return torch.from_numpy(np.stack(bank)).permute(0, 3, 1, 2).contiguous()
@@ -127,7 +140,13 @@ class Examples:
         if kind < 3:
             left, top, right, bottom = self.regions[("eyes", "mouth", "centre")[kind]]
             jitter = rng.normal(0, 0.06 * size, 4)
-            cv2.rectangle(hole, (int(left + jitter[0]), int(top + jitter[1])), (int(right + jitter[2]), int(bottom + jitter[3])), 1.0, -1)
+            cv2.rectangle(
+                hole,
+                (int(left + jitter[0]), int(top + jitter[1])),
+                (int(right + jitter[2]), int(bottom + jitter[3])),
+                1.0,
+                -1,
+            )
         elif kind == 3:
             hole = stroke_mask(size, size, rng).astype(np.float32)
         elif kind == 4:  # a blob
@@ -136,7 +155,13 @@ class Examples:
             cv2.ellipse(hole, centre, axes, rng.uniform(0, 180), 0, 360, 1.0, -1)
         elif kind == 5:  # a box anywhere
             left, top = rng.uniform(-0.1, 0.8, 2) * size
-            cv2.rectangle(hole, (int(left), int(top)), (int(left + rng.uniform(0.1, 0.6) * size), int(top + rng.uniform(0.1, 0.5) * size)), 1.0, -1)
+            cv2.rectangle(
+                hole,
+                (int(left), int(top)),
+                (int(left + rng.uniform(0.1, 0.6) * size), int(top + rng.uniform(0.1, 0.5) * size)),
+                1.0,
+                -1,
+            )
         return hole  # kinds 6, 7: no hole
 
     def batch(self, rng: np.random.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -166,10 +191,16 @@ class Examples:
             hole_thetas.append(_sampling_theta(compose(view, model_to_true), size, INPUT))
         grid = F.affine_grid(torch.from_numpy(np.stack(thetas)).float(), (n, 4, INPUT, INPUT), align_corners=False)
         alpha = self._ovals(rng, n) * canvases[:, 3:4] / 255
-        warped = F.grid_sample(torch.cat([canvases[:, :3], alpha], 1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        warped = F.grid_sample(
+            torch.cat([canvases[:, :3], alpha], 1), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
         holes = torch.from_numpy(np.stack([self._hole(rng) for _ in range(n)]))[:, None]
-        hole_grid = F.affine_grid(torch.from_numpy(np.stack(hole_thetas)).float(), (n, 1, INPUT, INPUT), align_corners=False)
-        hole = (F.grid_sample(holes, hole_grid, mode="bilinear", padding_mode="zeros", align_corners=False) > 0.01).float()
+        hole_grid = F.affine_grid(
+            torch.from_numpy(np.stack(hole_thetas)).float(), (n, 1, INPUT, INPUT), align_corners=False
+        )
+        hole = (
+            F.grid_sample(holes, hole_grid, mode="bilinear", padding_mode="zeros", align_corners=False) > 0.01
+        ).float()
         background = self.backgrounds[torch.from_numpy(rng.integers(0, len(self.backgrounds), n))].float()
         no_face = torch.from_numpy(np.array(faces) == 0) & torch.from_numpy(rng.random(n) < 0.5)
         weight = warped[:, 3:4].masked_fill(no_face[:, None, None, None], 0.0)  # half the negatives: background alone
@@ -182,7 +213,9 @@ class Examples:
     def _ovals(self, rng: np.random.Generator, n: int) -> torch.Tensor:
         """Feathered ovals of random size around the face (a quarter of them: the whole canvas)."""
         side, size = self.side, self.size
-        ys, xs = torch.meshgrid(torch.arange(side, dtype=torch.float32), torch.arange(side, dtype=torch.float32), indexing="ij")
+        ys, xs = torch.meshgrid(
+            torch.arange(side, dtype=torch.float32), torch.arange(side, dtype=torch.float32), indexing="ij"
+        )
         centre = (side - 1) / 2
         grow = torch.from_numpy(rng.uniform(0.85, 1.3, (n, 1, 1))).float()
         cy = centre + torch.from_numpy(rng.uniform(-0.02, 0.08, (n, 1, 1))).float() * size
@@ -223,6 +256,7 @@ class Examples:
 
 def _sampling_theta(source_to_view: np.ndarray, source_side: int, view_side: int) -> np.ndarray:
     """affine_grid's theta (view → source, in [-1, 1] coordinates) for a pixel map source → view."""
+
     def to_unit(side):
         return np.array([[2 / side, 0, 1 / side - 1], [0, 2 / side, 1 / side - 1], [0, 0, 1]])
 
@@ -231,6 +265,7 @@ def _sampling_theta(source_to_view: np.ndarray, source_side: int, view_side: int
 
 
 # --- The run ------------------------------------------------------------------------------------
+
 
 def _template(checkpoint: Checkpoint, faces_at_size: torch.Tensor, count: int) -> FaceTemplate:
     known = FaceTemplate.from_metadata(checkpoint.metadata.get("framing"))
@@ -254,13 +289,22 @@ def _validation(examples: Examples, net: FramerNet, seed: int, count: int = 512)
             views, targets, faces = examples.batch(rng, 64)
             out = net(views).float()
             face = faces > 0
-            errors.append((out[face, :6] - (targets[face] - torch.from_numpy(REFERENCE.ravel()).float())).view(-1, 3, 2).norm(dim=2).max(1).values)
+            errors.append(
+                (out[face, :6] - (targets[face] - torch.from_numpy(REFERENCE.ravel()).float()))
+                .view(-1, 3, 2)
+                .norm(dim=2)
+                .max(1)
+                .values
+            )
             correct += int(((out[:, 6] > 0).float() == faces).sum())
             faces_seen += len(faces)
     net.train()
     error = torch.cat(errors)
-    return {"point_error": round(float(error.mean()), 3), "aligned": round(float((error < ALIGNED_WITHIN * INPUT).float().mean()), 4),
-            "face_accuracy": round(correct / faces_seen, 4)}
+    return {
+        "point_error": round(float(error.mean()), 3),
+        "aligned": round(float((error < ALIGNED_WITHIN * INPUT).float().mean()), 4),
+        "face_accuracy": round(correct / faces_seen, 4),
+    }
 
 
 def train_framer(options: FramerOptions, resume: bool = False) -> Path:
@@ -277,11 +321,20 @@ def train_framer(options: FramerOptions, resume: bool = False) -> Path:
     if len(canvases) < 2:
         raise UserError(f"{data}: fewer than 2 of its images could be read")
     offset = (canvases.shape[-1] - size) // 2
-    template = _template(checkpoint, canvases[:, :3, offset:offset + size, offset:offset + size], options.template_images)
+    template = _template(
+        checkpoint, canvases[:, :3, offset : offset + size, offset : offset + size], options.template_images
+    )
     examples = Examples(canvases, size, template)
-    check = Examples(decode_images(held_out, size, 3, context=CONTEXT)[0], size, template) if len(held_out) >= 2 else examples
-    write_text_atomic(run / OPTIONS_FILE, json.dumps({**asdict(options), "template_faces": template.images,
-                                                      "training_images": len(canvases)}, indent=2) + "\n")
+    check = (
+        Examples(decode_images(held_out, size, 3, context=CONTEXT)[0], size, template)
+        if len(held_out) >= 2
+        else examples
+    )
+    write_text_atomic(
+        run / OPTIONS_FILE,
+        json.dumps({**asdict(options), "template_faces": template.images, "training_images": len(canvases)}, indent=2)
+        + "\n",
+    )
 
     torch.manual_seed(options.seed)
     net = FramerNet(FramerConfig(options.width))
@@ -308,7 +361,9 @@ def train_framer(options: FramerOptions, resume: bool = False) -> Path:
             face_loss = F.binary_cross_entropy_with_logits(out[:, 6], faces)
             loss = point_loss + 0.5 * face_loss
             if not torch.isfinite(loss):
-                raise UserError(f"the framer's loss became {float(loss)} at step {step}; the last snapshot is kept in {state_file}")
+                raise UserError(
+                    f"the framer's loss became {float(loss)} at step {step}; the last snapshot is kept in {state_file}"
+                )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -317,8 +372,12 @@ def train_framer(options: FramerOptions, resume: bool = False) -> Path:
             seen += len(views)
             bar.update(1)
             if step % options.log_every == 0 or step == options.steps:
-                record = {"step": step, "point_loss": round(point_loss.item(), 4), "face_loss": round(face_loss.item(), 4),
-                          "examples_per_second": round(seen / (time.perf_counter() - started), 1)}
+                record = {
+                    "step": step,
+                    "point_loss": round(point_loss.item(), 4),
+                    "face_loss": round(face_loss.item(), 4),
+                    "examples_per_second": round(seen / (time.perf_counter() - started), 1),
+                }
                 if step % options.checkpoint_every == 0 or step == options.steps:
                     record.update(_validation(check, net, options.seed + 1))
                     state.save(step)
@@ -333,7 +392,16 @@ def train_framer(options: FramerOptions, resume: bool = False) -> Path:
     final = _validation(check, net, options.seed + 1)
     path = run / WEIGHTS_FILE
     recipe = {k: getattr(options, k) for k in ("val_count", "steps", "batch_size", "lr", "width", "seed")}
-    training = {**checkpoint.training, "framer": {"steps": options.steps, "images": len(canvases), "held_out": len(held_out),
-                                                  "options": recipe, "seconds": round(time.perf_counter() - started, 1), **final}}
+    training = {
+        **checkpoint.training,
+        "framer": {
+            "steps": options.steps,
+            "images": len(canvases),
+            "held_out": len(held_out),
+            "options": recipe,
+            "seconds": round(time.perf_counter() - started, 1),
+            **final,
+        },
+    }
     resave_checkpoint(checkpoint, path, training, template.to_metadata(), framer=net)
     return path

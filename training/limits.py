@@ -37,8 +37,9 @@ class Limit:
 
     def check(self, value: Any, name: str) -> float | int:
         """The value as a number, or UserError("NAME: must be …, got VALUE")."""
-        return check_number(value, name, self.low, self.high, integer=self.integer, low_open=self.low_open,
-                            high_open=self.high_open)
+        return check_number(
+            value, name, self.low, self.high, integer=self.integer, low_open=self.low_open, high_open=self.high_open
+        )
 
     def arg(self) -> Callable[[str], float | int]:
         """An argparse `type=` applying this limit (argparse prefixes the flag's name)."""

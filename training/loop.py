@@ -169,8 +169,12 @@ def cuda_determinism(device: torch.device) -> Iterator[None]:
     if device.type != "cuda" or os.environ.get("INPAINT_CUDA_DETERMINISTIC", "1") == "0":
         yield
         return
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:
@@ -185,7 +189,9 @@ def resume_options(run_dir: Path, overrides: dict[str, Any]) -> TrainOptions:
     options = load_options(run_dir)
     for key, value in overrides.items():
         if key in FIXED_ON_RESUME and value != getattr(options, key):
-            raise UserError(f"--{key.replace('_', '-')} cannot change when resuming (the run uses {getattr(options, key)!r})")
+            raise UserError(
+                f"--{key.replace('_', '-')} cannot change when resuming (the run uses {getattr(options, key)!r})"
+            )
         setattr(options, key, value)
     options.out = str(run_dir)
     return options
@@ -211,12 +217,20 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
     if resume and snapshot is None:
         raise UserError(f"{run_dir}: has no complete snapshot to resume from")
     if not resume and snapshot is not None:
-        raise UserError(f"{run_dir}: already holds a training run; resume it with --resume {run_dir} or pick another --out")
+        raise UserError(
+            f"{run_dir}: already holds a training run; resume it with --resume {run_dir} or pick another --out"
+        )
     if world.is_main and run_dir.exists():
         rd.remove_leftovers(run_dir, warn=say)
 
     data: ImageSet = load_image_folder(
-        options.data, options.image_size, options.channels, options.workers, show_progress, warn=say, holdout=options.val_count
+        options.data,
+        options.image_size,
+        options.channels,
+        options.workers,
+        show_progress,
+        warn=say,
+        holdout=options.val_count,
     )
     if data.skipped:
         say(f"skipped {len(data.skipped)} unreadable image file(s) of {len(data.files) + len(data.skipped)}")
@@ -241,7 +255,9 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
     generator = Generator(config).to(device, memory_format=memory_format)
     discriminator = Discriminator(config).to(device, memory_format=memory_format)
     opt_g = torch.optim.Adam(generator.parameters(), lr=options.lr, betas=(options.beta1, options.beta2))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=options.lr_d or options.lr, betas=(options.beta1, options.beta2))
+    opt_d = torch.optim.Adam(
+        discriminator.parameters(), lr=options.lr_d or options.lr, betas=(options.beta1, options.beta2)
+    )
     # With EMA on, the averaged G is what samples, scores and checkpoints show; the raw G trains.
     g_ema = copy.deepcopy(generator).eval().requires_grad_(False) if options.ema_decay else None
     shown_g = g_ema if g_ema is not None else generator
@@ -287,7 +303,9 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
     g_ddp = DistributedDataParallel(generator) if world.distributed else generator
     d_ddp = DistributedDataParallel(discriminator) if world.distributed else discriminator
     images = data.images.to(device)
-    sampler = DistributedSampler(range(len(data)), num_replicas=world.size, rank=world.rank, shuffle=True, seed=options.seed, drop_last=True)
+    sampler = DistributedSampler(
+        range(len(data)), num_replicas=world.size, rank=world.rank, shuffle=True, seed=options.seed, drop_last=True
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     batch = options.batch_size
     policy = options.diffaug_policy()
@@ -295,18 +313,32 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
     evaluator = None
     if options.eval_every and world.is_main:
         say(f"scoring against {len(data.holdout_files)} held-out images every {options.eval_every:g} epoch(s)")
-        evaluator = FaceFrechetEvaluator(data.holdout_files, options.image_size, options.channels, prior, options.eval_samples, options.seed, warn=say)
+        evaluator = FaceFrechetEvaluator(
+            data.holdout_files,
+            options.image_size,
+            options.channels,
+            prior,
+            options.eval_samples,
+            options.seed,
+            warn=say,
+        )
     eval_steps = max(1, round(options.eval_every * steps_per_epoch)) if options.eval_every else 0
 
     def evaluate(current_step: int, seconds: float) -> None:
         scores = {"frechet": round(evaluator.score(shown_g), 6)}
         if g_ema is not None:
             scores["frechet_raw"] = round(evaluator.score(generator), 6)
-        stats.append({"event": "eval", "step": current_step, "epoch": round(current_step / steps_per_epoch, 4), **scores})
+        stats.append(
+            {"event": "eval", "step": current_step, "epoch": round(current_step / steps_per_epoch, 4), **scores}
+        )
         progress.write(f"step {current_step}: Fréchet face distance {scores}")
         if scores["frechet"] < best["frechet"]:
             best.update(frechet=scores["frechet"], step=current_step)
-            info = {**summary(current_step, seconds, last_losses), "frechet": scores["frechet"], "validation_images": evaluator.count}
+            info = {
+                **summary(current_step, seconds, last_losses),
+                "frechet": scores["frechet"],
+                "validation_images": evaluator.count,
+            }
             save_checkpoint(run_dir / SNAPSHOT_DIR / BEST_FILE, shown_g, discriminator, prior, info)
 
     def summary(current_step: int, seconds: float, losses: dict[str, float]) -> dict[str, Any]:
@@ -350,7 +382,16 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
         }
         if g_ema is not None:
             state["generator_raw"] = generator.state_dict()
-        rd.save_snapshot(run_dir, current_step, shown_g, discriminator, prior, summary(current_step, seconds, losses), state, options.keep_snapshots)
+        rd.save_snapshot(
+            run_dir,
+            current_step,
+            shown_g,
+            discriminator,
+            prior,
+            summary(current_step, seconds, losses),
+            state,
+            options.keep_snapshots,
+        )
 
     # Running sums on the device, read back only at logging points (no per-step GPU sync).
     sums = torch.zeros(5, device=device, dtype=torch.float64)  # loss_d, loss_g, D(x), D(G(z)), non-finite
@@ -371,7 +412,7 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
             if epoch != order_epoch:
                 sampler.set_epoch(epoch)
                 order, order_epoch = torch.tensor(list(sampler), dtype=torch.long), epoch
-            index = order[position * batch:(position + 1) * batch].to(device)
+            index = order[position * batch : (position + 1) * batch].to(device)
             real = images[index]
             flips = torch.rand(batch, generator=_step_generator(options.seed, world.rank, step, 0)) < 0.5
             real = torch.where(flips.to(device)[:, None, None, None], real.flip(3), real)
@@ -387,7 +428,8 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
                 d_fake = d_ddp(augment(fake.detach())).float()
                 # Logistic loss in softplus form; one-sided smoothing moves the real target to 1 - s.
                 loss_d = (
-                    (1 - smoothing) * F.softplus(-d_real).mean() + smoothing * F.softplus(d_real).mean()
+                    (1 - smoothing) * F.softplus(-d_real).mean()
+                    + smoothing * F.softplus(d_real).mean()
                     + F.softplus(d_fake).mean()
                 )
             opt_d.zero_grad(set_to_none=True)
@@ -407,11 +449,15 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
                 _update_ema(g_ema, generator, min(options.ema_decay, (1 + step) / (10 + step)))
 
             with torch.no_grad():
-                sums += torch.stack([
-                    loss_d.double(), loss_g.double(),
-                    torch.sigmoid(d_real).mean().double(), torch.sigmoid(d_fake).mean().double(),
-                    (~(torch.isfinite(loss_d) & torch.isfinite(loss_g))).double(),
-                ])
+                sums += torch.stack(
+                    [
+                        loss_d.double(),
+                        loss_g.double(),
+                        torch.sigmoid(d_real).mean().double(),
+                        torch.sigmoid(d_fake).mean().double(),
+                        (~(torch.isfinite(loss_d) & torch.isfinite(loss_g))).double(),
+                    ]
+                )
             step += 1
             interval_steps += 1
             progress.update(1)
@@ -419,22 +465,30 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
             # Losses are read back (and checked for NaN) at every log step and before any snapshot.
             # The session's first step is logged (and drawn) at once: the user sees losses and a grid
             # within seconds, not after --log-every / --sample-every steps.
-            at_log = (step % options.log_every == 0 or step % options.checkpoint_every == 0 or step == total_steps
-                      or step == first_step + 1)
+            at_log = (
+                step % options.log_every == 0
+                or step % options.checkpoint_every == 0
+                or step == total_steps
+                or step == first_step + 1
+            )
             if at_log or step % sync_every == 0:
                 now = time.perf_counter()
-                flags = torch.tensor([
-                    float(stop.requested),
-                    float(options.minutes is not None and (now - started) / 60 >= options.minutes),
-                    float(now - last_logged >= REPORT_SECONDS),  # reduced too: every rank logs together
-                ], device=device)
+                flags = torch.tensor(
+                    [
+                        float(stop.requested),
+                        float(options.minutes is not None and (now - started) / 60 >= options.minutes),
+                        float(now - last_logged >= REPORT_SECONDS),  # reduced too: every rank logs together
+                    ],
+                    device=device,
+                )
                 all_reduce_(flags, world, "max")
                 if at_log or flags.any():
                     totals = all_reduce_(sums.clone(), world) / world.size
                     if totals[4] > 0:
                         raise NonFiniteLoss(
                             f"loss became NaN or infinite by step {step}; stopped. The last good snapshot "
-                            f"(step {last_saved}) is kept in {run_dir}/checkpoints; try a lower --lr or --precision fp32"
+                            f"(step {last_saved}) is kept in {run_dir}/checkpoints; "
+                            "try a lower --lr or --precision fp32"
                         )
                     n = max(interval_steps, 1)
                     images_per_second = n * batch * world.size / max(now - interval_start, 1e-9)
@@ -454,8 +508,10 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
                     if world.is_main:
                         stats.append(record)
                     progress.set_postfix(
-                        epoch=f"{step / steps_per_epoch:.2f}", D=f"{last_losses['loss_d']:.3f}",
-                        G=f"{last_losses['loss_g']:.3f}", img_s=f"{images_per_second:.0f}",
+                        epoch=f"{step / steps_per_epoch:.2f}",
+                        D=f"{last_losses['loss_d']:.3f}",
+                        G=f"{last_losses['loss_g']:.3f}",
+                        img_s=f"{images_per_second:.0f}",
                     )
                     sums.zero_()
                     interval_start, interval_steps, last_logged = now, 0, now
@@ -494,7 +550,13 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
     if len(set(checksums)) > 1:
         raise RuntimeError(f"replicas diverged: weight checksums per rank {checksums}")
     if world.is_main:
-        summary_record = {"event": "end", "step": step, "stopped_by": stopped_by, "replica_checksums": checksums,
-                          "seconds": round(seconds, 2), "world_size": world.size}
+        summary_record = {
+            "event": "end",
+            "step": step,
+            "stopped_by": stopped_by,
+            "replica_checksums": checksums,
+            "seconds": round(seconds, 2),
+            "world_size": world.size,
+        }
         stats.append(summary_record)
     return TrainResult(run_dir, step, step / steps_per_epoch, stopped_by, last_losses, images_per_second, checksums)

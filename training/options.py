@@ -17,7 +17,18 @@ OPTIONS_FILE = "training_options.json"
 DEFAULT_EPOCHS = 25
 
 # Options that fix what the networks and the data stream are: a resumed run must keep them.
-FIXED_ON_RESUME = ("data", "val_count", "image_size", "channels", "latent_dim", "g_width", "d_width", "prior", "batch_size", "seed")
+FIXED_ON_RESUME = (
+    "data",
+    "val_count",
+    "image_size",
+    "channels",
+    "latent_dim",
+    "g_width",
+    "d_width",
+    "prior",
+    "batch_size",
+    "seed",
+)
 TEXT_FIELDS = ("data", "out", "prior", "diffaug", "device", "precision")
 OPTIONAL_FIELDS = ("lr_d", "eval_every", "epochs", "steps", "minutes", "workers")  # None: not given
 # G and D together: weights, gradients and Adam's two moments take 16 bytes a parameter, so 2 billion

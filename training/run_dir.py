@@ -137,8 +137,10 @@ def remove_leftovers(run_dir: Path, warn: Warn = warn_on_stderr) -> int:
     (in it, its checkpoints/ and samples/) and state files of snapshots whose weights never landed or
     were being deleted. Call it before a run starts writing; returns the number of files removed."""
     run_dir = Path(run_dir)
-    removed = sum(len(remove_stale_temporaries(folder, recursive=False))
-                  for folder in (run_dir, run_dir / SNAPSHOT_DIR, run_dir / SAMPLES_DIR))
+    removed = sum(
+        len(remove_stale_temporaries(folder, recursive=False))
+        for folder in (run_dir, run_dir / SNAPSHOT_DIR, run_dir / SAMPLES_DIR)
+    )
     if (run_dir / SNAPSHOT_DIR).is_dir():
         complete = {step for step, _ in list_snapshots(run_dir)}
         for path in (run_dir / SNAPSHOT_DIR).iterdir():
@@ -185,7 +187,10 @@ class NetworkState:
 
     def save(self, step: int) -> None:
         with atomic_path(self.path) as tmp:
-            torch.save({**{name: part.state_dict() for name, part in self.parts.items()}, "step": step, "steps": self.steps}, tmp)
+            torch.save(
+                {**{name: part.state_dict() for name, part in self.parts.items()}, "step": step, "steps": self.steps},
+                tmp,
+            )
 
     def resume(self, stats: StatsLog, resume: bool) -> int:
         """The step to start from: the saved one when resuming (its stats after it dropped), else 0

@@ -19,20 +19,36 @@ from PIL import Image
 
 from inpaint import editor
 from inpaint.assets import checkpoints_folder, example_faces
-from inpaint.checkpoint import DEFAULT_CHECKPOINT, WEIGHTS_FILE, Checkpoint, list_snapshots, load_checkpoint, read_metadata
+from inpaint.checkpoint import (
+    DEFAULT_CHECKPOINT,
+    WEIGHTS_FILE,
+    Checkpoint,
+    list_snapshots,
+    load_checkpoint,
+    read_metadata,
+)
+from inpaint.device import limit_cpu_threads
 from inpaint.engine import FillItem, FillRequest, choose_view, fill_images, model_pixels
-from inpaint.framing import draw, to_model
-from inpaint.locate import parse_face_box
-from inpaint.grids import grid_image
 from inpaint.errors import UserError
+from inpaint.framing import draw, to_model
+from inpaint.grids import grid_image
+from inpaint.locate import parse_face_box
 from inpaint.masks import MASK_KINDS, make_mask
 from inpaint.sampling import generate
-from inpaint.device import limit_cpu_threads
 from inpaint.search import INITS, SearchProgress, SearchSettings, resolve_settings
 from inpaint.validate import SEED_MAX
-from inpaint_ui.checks import MAX_UPLOAD  # noqa: F401 (the upload limit, named where the app is)
-from inpaint_ui.checks import (MAX_TRANSFER, checked, checked_choice, checked_editor, checked_number, checked_photo,
-                       read_upload, refuse, upload_guard_head)
+from inpaint_ui.checks import (
+    MAX_TRANSFER,
+    MAX_UPLOAD,  # noqa: F401 (the upload limit, named where the app is)
+    checked,
+    checked_choice,
+    checked_editor,
+    checked_number,
+    checked_photo,
+    read_upload,
+    refuse,
+    upload_guard_head,
+)
 from inpaint_ui.editor_value import background_image, painted_mask
 from inpaint_ui.scratch import Scratch
 
@@ -114,7 +130,9 @@ def build_app(models: Models, scratch: Scratch | None = None) -> gr.Blocks:
     """The app; the files it hands out are written to `scratch` (app.scratch, a new one by default)."""
     scratch = scratch or Scratch()
     with gr.Blocks(title="inpaint: semantic inpainting with a DCGAN", delete_cache=CACHE_CLEANUP) as app:
-        gr.Markdown("# inpaint\nPaint over part of a face and let the GAN fill it in; explore the face model's latent space.")
+        gr.Markdown(
+            "# inpaint\nPaint over part of a face and let the GAN fill it in; explore the face model's latent space."
+        )
         model = checked_choice(gr.Dropdown(list(models.choices), value=models.default, label="Model", scale=0))
         with gr.Tab("Inpaint"):
             _inpaint_tab(models, model, scratch)
@@ -131,48 +149,96 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
     with gr.Row():
         with gr.Column():
             photo = gr.ImageEditor(
-                type="numpy", label="Photo: paint over what to replace", image_mode="RGBA", sources=("upload", "clipboard"),
+                type="numpy",
+                label="Photo: paint over what to replace",
+                image_mode="RGBA",
+                sources=("upload", "clipboard"),
                 brush=gr.Brush(colors=["#ffffff"], default_color="#ffffff", default_size=12, color_mode="fixed"),
-                layers=False, transforms=(), format="png", height=420, elem_id="photo",
+                layers=False,
+                transforms=(),
+                format="png",
+                height=420,
+                elem_id="photo",
             )
             if EXAMPLES:
-                gr.Examples([[str(p)] for p in EXAMPLES[:8]], inputs=[photo], label="Example faces (CelebA validation split)")
-            preset = gr.Radio(PRESETS, value="painted", label="Mask",
-                              info="painted = your brush strokes; or a preset hole")
+                gr.Examples(
+                    [[str(p)] for p in EXAMPLES[:8]], inputs=[photo], label="Example faces (CelebA validation split)"
+                )
+            preset = gr.Radio(
+                PRESETS, value="painted", label="Mask", info="painted = your brush strokes; or a preset hole"
+            )
             with gr.Accordion("Where the model looks", open=False):
-                crop = gr.Radio(["auto", "face", "context"], value="auto", label="Square the model sees",
-                                info="auto: the face the hole belongs to, aligned (a classical fill when no face owns the hole); "
-                                     "face: a face or an error; context: the hole and its surroundings, face or not")
-                face_box = gr.Textbox(label="Face box: X, Y, W, H in pixels", elem_id="face-box",
-                                      placeholder="empty: found by itself. Or click the face's top-left, then bottom-right corner "
-                                                  "on 'What the model sees'")
+                crop = gr.Radio(
+                    ["auto", "face", "context"],
+                    value="auto",
+                    label="Square the model sees",
+                    info="auto: the face the hole belongs to, aligned (a classical fill when no face owns the hole); "
+                    "face: a face or an error; context: the hole and its surroundings, face or not",
+                )
+                face_box = gr.Textbox(
+                    label="Face box: X, Y, W, H in pixels",
+                    elem_id="face-box",
+                    placeholder="empty: found by itself. Or click the face's top-left, then bottom-right corner "
+                    "on 'What the model sees'",
+                )
             with gr.Accordion("Settings", open=False):
                 defaults = SearchSettings()
-                init = gr.Radio(list(INITS), value=defaults.init, label="Search starts from",
-                                info="auto: the model's inpainting encoder when it has one (a short refinement follows), "
-                                     "else random latents (a longer search)")
+                init = gr.Radio(
+                    list(INITS),
+                    value=defaults.init,
+                    label="Search starts from",
+                    info="auto: the model's inpainting encoder when it has one (a short refinement follows), "
+                    "else random latents (a longer search)",
+                )
                 planned = _planned(models, models.default, defaults.init)
-                iterations = gr.Slider(0, MAX_ITERATIONS, value=planned.iterations, step=5,
-                                       label="Iterations (stops early once the fill settles)", elem_id="iterations")
-                restarts = gr.Slider(1, MAX_RESTARTS, value=planned.restarts, step=1,
-                                     label="Starts (candidates searched at once)")
-                lam = gr.Number(value=defaults.lam, minimum=0, maximum=LAM_MAX,
-                                label="λ: weight of the discriminator's opinion")
+                iterations = gr.Slider(
+                    0,
+                    MAX_ITERATIONS,
+                    value=planned.iterations,
+                    step=5,
+                    label="Iterations (stops early once the fill settles)",
+                    elem_id="iterations",
+                )
+                restarts = gr.Slider(
+                    1, MAX_RESTARTS, value=planned.restarts, step=1, label="Starts (candidates searched at once)"
+                )
+                lam = gr.Number(
+                    value=defaults.lam, minimum=0, maximum=LAM_MAX, label="λ: weight of the discriminator's opinion"
+                )
                 seed = gr.Number(value=0, precision=0, minimum=0, maximum=SEED_MAX, label="Seed")
                 blend = gr.Checkbox(value=True, label="Poisson blending")
             with gr.Row():
                 run = gr.Button("Inpaint", variant="primary", elem_id="run")
                 stop = gr.Button("Stop", elem_id="stop")
         with gr.Column():
-            status = gr.Markdown("Upload a photo or pick an example, paint over the part to replace, then press "
-                                 "Inpaint.", elem_id="status")
+            status = gr.Markdown(
+                "Upload a photo or pick an example, paint over the part to replace, then press Inpaint.",
+                elem_id="status",
+            )
             with gr.Row():
-                view = gr.Image(label="What the model sees (green square; yellow: the top of the face)", format="png",
-                                interactive=False, height=220, elem_id="view")
-                preview = gr.Image(label="The model's square and the search's current G(z)", format="png", interactive=False, height=220)
+                view = gr.Image(
+                    label="What the model sees (green square; yellow: the top of the face)",
+                    format="png",
+                    interactive=False,
+                    height=220,
+                    elem_id="view",
+                )
+                preview = gr.Image(
+                    label="The model's square and the search's current G(z)",
+                    format="png",
+                    interactive=False,
+                    height=220,
+                )
             result = gr.Image(label="Result", format="png", interactive=False, elem_id="result")
             raw = gr.Image(label="Raw fill (no blending)", format="png", interactive=False)
-            candidates = gr.Gallery(label="Ranked candidates (best first)", columns=4, height=180, format="png", object_fit="contain", preview=False)
+            candidates = gr.Gallery(
+                label="Ranked candidates (best first)",
+                columns=4,
+                height=180,
+                format="png",
+                object_fit="contain",
+                preview=False,
+            )
             download = gr.File(label="Download the result")
     clicks = gr.State({"scale": 1.0, "first": None})
     checked_editor(photo)
@@ -183,22 +249,61 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
 
     running: dict[str, tuple[threading.Event, threading.Event]] = {}  # session → its search's (stop, finished)
 
-    def inpaint(model_name, value, preset_name, crop_mode, box_text, iterations_n, restarts_n, lam_value, seed_value, blend_on,
-                init_mode="auto", request: gr.Request = None, progress=gr.Progress()):
+    def inpaint(
+        model_name,
+        value,
+        preset_name,
+        crop_mode,
+        box_text,
+        iterations_n,
+        restarts_n,
+        lam_value,
+        seed_value,
+        blend_on,
+        init_mode="auto",
+        request: gr.Request = None,
+        progress=gr.Progress(),
+    ):
         session = getattr(request, "session_hash", None) or str(id(progress))
         cancelled, finished = threading.Event(), threading.Event()
         running[session] = (cancelled, finished)
         try:
-            yield from _inpaint(model_name, value, preset_name, crop_mode, box_text, iterations_n, restarts_n,
-                                lam_value, seed_value, blend_on, init_mode, progress, cancelled)
+            yield from _inpaint(
+                model_name,
+                value,
+                preset_name,
+                crop_mode,
+                box_text,
+                iterations_n,
+                restarts_n,
+                lam_value,
+                seed_value,
+                blend_on,
+                init_mode,
+                progress,
+                cancelled,
+            )
         finally:
             cancelled.set()  # Stop, a closed page or the end: let the search thread finish early
             if running.get(session, (None,))[0] is cancelled:
                 del running[session]
             finished.set()
 
-    def _inpaint(model_name, value, preset_name, crop_mode, box_text, iterations_n, restarts_n, lam_value, seed_value,
-                 blend_on, init_mode, progress, cancelled: threading.Event):
+    def _inpaint(
+        model_name,
+        value,
+        preset_name,
+        crop_mode,
+        box_text,
+        iterations_n,
+        restarts_n,
+        lam_value,
+        seed_value,
+        blend_on,
+        init_mode,
+        progress,
+        cancelled: threading.Event,
+    ):
         try:
             checkpoint = models.get(model_name)
             image = background_image(value)
@@ -216,19 +321,40 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
         picture, scale = draw(np.repeat(pixels, 3, 2) if pixels.shape[2] == 1 else pixels, chosen, hole)
         size = checkpoint.config.image_size
         if chosen is None:
-            seen, framing_text = None, "**No face owns the hole**, so it is filled with OpenCV's Telea method (the face model only draws faces). To use the model anyway, give the face box (click two corners on the picture) or choose the *context* square."
+            seen, framing_text = (
+                None,
+                "**No face owns the hole**, so it is filled with OpenCV's Telea method "
+                "(the face model only draws faces). To use the model anyway, give the face box "
+                "(click two corners on the picture) or choose the *context* square.",
+            )
         else:
-            seen = Image.fromarray(np.clip(to_model(pixels, chosen), 0, 255).astype(np.uint8).squeeze()).resize((4 * size, 4 * size), Image.Resampling.NEAREST)
-            framing_text = (f"The model sees the green square ({chosen.how}: {chosen.side():.0f} px wide, turned {chosen.angle:+.0f}°) "
-                            f"and draws it at **{size}×{size} pixels**"
-                            + (f"; the fill is enlarged {1 / chosen.scale:.1f}× and given the photo's own fine detail." if 1 / chosen.scale > 1.5 else "."))
+            seen = Image.fromarray(np.clip(to_model(pixels, chosen), 0, 255).astype(np.uint8).squeeze()).resize(
+                (4 * size, 4 * size), Image.Resampling.NEAREST
+            )
+            framing_text = (
+                f"The model sees the green square ({chosen.how}: {chosen.side():.0f} px wide, "
+                f"turned {chosen.angle:+.0f}°) "
+                f"and draws it at **{size}×{size} pixels**"
+                + (
+                    f"; the fill is enlarged {1 / chosen.scale:.1f}× and given the photo's own fine detail."
+                    if 1 / chosen.scale > 1.5
+                    else "."
+                )
+            )
         yield (gr.skip(), gr.skip(), gr.skip(), seen, gr.skip(), framing_text, picture, {"scale": scale, "first": None})
         shown = framing_text  # the status line as the page shows it
         try:  # the fields' own checks (ui/checks.py) passed these: whole numbers and λ in their ranges
             lam_value = defaults.lam if lam_value is None else lam_value
-            settings = resolve_settings(checkpoint, SearchSettings(iterations=iterations_n, restarts=restarts_n,
-                                                                   lam=lam_value, seed=seed_value or 0,
-                                                                   init=init_mode or "auto"))
+            settings = resolve_settings(
+                checkpoint,
+                SearchSettings(
+                    iterations=iterations_n,
+                    restarts=restarts_n,
+                    lam=lam_value,
+                    seed=seed_value or 0,
+                    init=init_mode or "auto",
+                ),
+            )
         except UserError as error:
             raise refuse(error) from None
         events: queue.Queue = queue.Queue()
@@ -240,7 +366,11 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
         def work() -> None:
             try:
                 item = FillItem(image, hole, box, chosen)
-                events.put(fill_images(checkpoint, [item], FillRequest(settings, crop=crop_mode, blend=bool(blend_on)), callback=report)[0])
+                events.put(
+                    fill_images(
+                        checkpoint, [item], FillRequest(settings, crop=crop_mode, blend=bool(blend_on)), callback=report
+                    )[0]
+                )
             except Exception as error:  # surfaced to the page below
                 events.put(error)
 
@@ -257,10 +387,13 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
                 return
             if isinstance(item, SearchProgress):
                 progress(item.iteration / item.iterations, desc="searching z")
-                current = _pil(checkpoint.to_pixels(item.current))[0].resize((4 * size, 4 * size),
-                                                                              Image.Resampling.NEAREST)
-                shown = (f"{framing_text}\n\nIteration {item.iteration} / {item.iterations}: "
-                         f"context loss {float(item.context_loss[0]):.2f}")
+                current = _pil(checkpoint.to_pixels(item.current))[0].resize(
+                    (4 * size, 4 * size), Image.Resampling.NEAREST
+                )
+                shown = (
+                    f"{framing_text}\n\nIteration {item.iteration} / {item.iterations}: "
+                    f"context loss {float(item.context_loss[0]):.2f}"
+                )
                 yield (gr.skip(), gr.skip(), gr.skip(), current, gr.skip(), shown, gr.skip(), gr.skip())
             elif isinstance(item, UserError):
                 raise refuse(item)
@@ -270,8 +403,16 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
                 done = f"Done in {item.seconds:.1f} s: {hole.mean():.1%} of the photo filled"
                 if item.view is not None:
                     done += f"; context loss {item.context_loss:.2f}"
-                yield (item.image, item.raw, item.candidates, gr.skip(), scratch.save_png(item.image, "inpainted"),
-                       f"{framing_text}\n\n{done}.", picture, gr.skip())
+                yield (
+                    item.image,
+                    item.raw,
+                    item.candidates,
+                    gr.skip(),
+                    scratch.save_png(item.image, "inpainted"),
+                    f"{framing_text}\n\n{done}.",
+                    picture,
+                    gr.skip(),
+                )
                 return
 
     def request_stop(request: gr.Request) -> bool:
@@ -305,9 +446,11 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
     for trigger in (model.change, init.change):
         trigger(search_defaults, [model, init], [iterations, restarts], api_name=False)
     event = run.click(
-        inpaint, [model, photo, preset, crop, face_box, iterations, restarts, lam, seed, blend, init],
+        inpaint,
+        [model, photo, preset, crop, face_box, iterations, restarts, lam, seed, blend, init],
         [result, raw, candidates, preview, download, status, view, clicks],
-        api_name="inpaint", concurrency_limit=CONCURRENCY,
+        api_name="inpaint",
+        concurrency_limit=CONCURRENCY,
         show_progress="full",  # full: a waiting user sees their place in the queue and the estimated wait
     )
     view.select(corner, [clicks, face_box], [clicks, face_box], api_name=False)
@@ -319,7 +462,8 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
     cancel_waiting = gr.Button(visible="hidden", elem_id="cancel-waiting")
     cancel_waiting.click(None, None, None, cancels=[event])
     stop.click(request_stop, None, stopped, queue=False, api_name=False).then(
-        None, stopped, None, js="(ran) => { if (!ran) document.getElementById('cancel-waiting')?.click(); }")
+        None, stopped, None, js="(ran) => { if (!ran) document.getElementById('cancel-waiting')?.click(); }"
+    )
 
 
 def _planned(models: Models, model_name: str, init_mode: str) -> SearchSettings:
@@ -365,9 +509,18 @@ def _edit_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
         concept_seeds, concept_photos = [], []
         for name, hint in (("A", "e.g. smiling women"), ("B", "e.g. neutral women"), ("C", "e.g. neutral men")):
             with gr.Column():
-                concept_seeds.append(gr.Textbox(label=f"Concept {name}: seeds", placeholder=hint, elem_id=f"concept-{name.lower()}"))
-                concept_photos.append(gr.Image(type="filepath", image_mode=None, height=120, sources=("upload",),
-                                               label=f"or a photo for {name} (projected)"))
+                concept_seeds.append(
+                    gr.Textbox(label=f"Concept {name}: seeds", placeholder=hint, elem_id=f"concept-{name.lower()}")
+                )
+                concept_photos.append(
+                    gr.Image(
+                        type="filepath",
+                        image_mode=None,
+                        height=120,
+                        sources=("upload",),
+                        label=f"or a photo for {name} (projected)",
+                    )
+                )
     with gr.Row():
         variations = gr.Slider(0, 15, value=7, step=1, label="Variations")
         noise = gr.Slider(0.0, 1.0, value=0.25, step=0.05, label="Variation noise")
@@ -408,8 +561,10 @@ def _edit_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
 
     def arithmetic(model_name, a_seeds, b_seeds, c_seeds, a_photo, b_photo, c_photo, n_variations, noise_level):
         checkpoint = models.get(model_name)
-        a, b, c = (_concept(checkpoint, s, p, f"Concept {name}: seeds", "needs seeds (e.g. 3, 17, 42) or a photo")
-                   for name, s, p in (("A", a_seeds, a_photo), ("B", b_seeds, b_photo), ("C", c_seeds, c_photo)))
+        a, b, c = (
+            _concept(checkpoint, s, p, f"Concept {name}: seeds", "needs seeds (e.g. 3, 17, 42) or a photo")
+            for name, s, p in (("A", a_seeds, a_photo), ("B", b_seeds, b_photo), ("C", c_seeds, c_photo))
+        )
         z = editor.arithmetic(checkpoint, a, b, c, n_variations, noise_level)
         concepts = torch.stack([editor.keep_in_support(checkpoint, editor.concept(x)) for x in (a, b, c)])
         pictures = generate(checkpoint, torch.cat([concepts, z]))
@@ -418,14 +573,21 @@ def _edit_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
 
     def interpolate(model_name, start_text, end_text, n_frames, path_kind):
         checkpoint = models.get(model_name)
-        z0, z1 = (_concept(checkpoint, text, None, name, "needs a seed (e.g. 3)").mean(0)
-                  for name, text in (("From", start_text), ("To", end_text)))
+        z0, z1 = (
+            _concept(checkpoint, text, None, name, "needs a seed (e.g. 3)").mean(0)
+            for name, text in (("From", start_text), ("To", end_text))
+        )
         pictures = generate(checkpoint, editor.interpolate(checkpoint, z0, z1, n_frames, path_kind))
         images = _pil(pictures)
         animation = scratch.path("interpolation", ".gif")
         editor.save_gif(images, animation)
-        return (grid_image(pictures, columns=len(images)), str(animation), images,
-                gr.update(maximum=len(images) - 1, value=0), images[0])
+        return (
+            grid_image(pictures, columns=len(images)),
+            str(animation),
+            images,
+            gr.update(maximum=len(images) - 1, value=0),
+            images[0],
+        )
 
     def pick_frame(images, index):
         # not checked_number: its maximum follows the frames made, so Gradio rebuilds it (with its own checks)
@@ -434,8 +596,20 @@ def _edit_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
 
     show.click(samples, [model, first, count], gallery, api_name="samples", concurrency_limit=CONCURRENCY)
     gallery.select(add_pick, [target, first, *concept_seeds], concept_seeds)
-    compute.click(arithmetic, [model, *concept_seeds, *concept_photos, variations, noise], [equation, results], api_name="arithmetic", concurrency_limit=CONCURRENCY)
-    walk.click(interpolate, [model, start, end, frames, method], [strip, gif, frames_state, frame_index, frame], api_name="interpolate", concurrency_limit=CONCURRENCY)
+    compute.click(
+        arithmetic,
+        [model, *concept_seeds, *concept_photos, variations, noise],
+        [equation, results],
+        api_name="arithmetic",
+        concurrency_limit=CONCURRENCY,
+    )
+    walk.click(
+        interpolate,
+        [model, start, end, frames, method],
+        [strip, gif, frames_state, frame_index, frame],
+        api_name="interpolate",
+        concurrency_limit=CONCURRENCY,
+    )
     frame_index.change(pick_frame, [frames_state, frame_index], frame, api_name=False)
 
 
@@ -452,14 +626,29 @@ def _model_tab(models: Models, model: gr.Dropdown) -> None:
         lines = [
             f"**{model_name}**: `{checkpoint.path}`",
             "",
-            "| property | value |", "|---|---|",
-            f"| architecture | DCGAN {config['image_size']}×{config['image_size']}, {config['channels']} channel(s), z of {config['latent_dim']} ({meta.get('latent_prior', {}).get('kind', 'uniform')}), widths G {config['g_width']} / D {config['d_width']} |",
-            f"| data | {training.get('data_name', '?')}: {training.get('images', '?')} images" + (f", {training['validation_images']} held out" if training.get("validation_images") else "") + " |",
-            f"| training | {training.get('steps', '?')} steps, {training.get('epochs', '?')} epochs, {training.get('wall_seconds', 0) / 60:.0f} min on {training.get('device', '?')} |",
+            "| property | value |",
+            "|---|---|",
+            (
+                f"| architecture | DCGAN {config['image_size']}×{config['image_size']}, "
+                f"{config['channels']} channel(s), z of {config['latent_dim']} "
+                f"({meta.get('latent_prior', {}).get('kind', 'uniform')}), "
+                f"widths G {config['g_width']} / D {config['d_width']} |"
+            ),
+            f"| data | {training.get('data_name', '?')}: {training.get('images', '?')} images"
+            + (f", {training['validation_images']} held out" if training.get("validation_images") else "")
+            + " |",
+            (
+                f"| training | {training.get('steps', '?')} steps, {training.get('epochs', '?')} epochs, "
+                f"{training.get('wall_seconds', 0) / 60:.0f} min on {training.get('device', '?')} |"
+            ),
         ]
         if "frechet" in training:
             lines.append(f"| Fréchet face distance | {training['frechet']} (lower is better) |")
-        parts = [name for key, name in (("framing", "face framing"), ("framer", "framer"), ("encoder", "inpainting encoder")) if key in meta]
+        parts = [
+            name
+            for key, name in (("framing", "face framing"), ("framer", "framer"), ("encoder", "inpainting encoder"))
+            if key in meta
+        ]
         if parts:
             lines.append(f"| added to it | {', '.join(parts)} (format version {meta.get('format_version', 1)}) |")
         command = training.get("training_command", "inpaint train --data YOUR_IMAGES --out runs/mine")
@@ -478,20 +667,35 @@ def _model_tab(models: Models, model: gr.Dropdown) -> None:
     return describe, [facts, grid]
 
 
-def serve(models: Models, host: str = "127.0.0.1", port: int | None = None, share: bool = False, block: bool = True,
-          queue_size: int = QUEUE_SIZE, scratch: Scratch | None = None):
+def serve(
+    models: Models,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    share: bool = False,
+    block: bool = True,
+    queue_size: int = QUEUE_SIZE,
+    scratch: Scratch | None = None,
+):
     """Build, queue and launch the app; returns (Blocks, local URL). A file someone picks is limited to
     MAX_UPLOAD and the pixel budget, checked by the page before it is sent (ui/upload_guard.js) and
     by the server; the server's upload route takes up to MAX_TRANSFER, what the photo editor sends."""
     app = build_app(models, scratch)
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=queue_size)
     launched = app.launch(
-        server_name=host, server_port=port, share=share, max_file_size=MAX_TRANSFER, prevent_thread_lock=not block,
-        show_error=True, quiet=not block, head=upload_guard_head(),
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=MAX_TRANSFER,
+        prevent_thread_lock=not block,
+        show_error=True,
+        quiet=not block,
+        head=upload_guard_head(),
     )
     return app, launched[1]
 
 
-def launch(host: str = "127.0.0.1", port: int | None = None, share: bool = False, runs: list[Path] | None = None) -> None:
+def launch(
+    host: str = "127.0.0.1", port: int | None = None, share: bool = False, runs: list[Path] | None = None
+) -> None:
     limit_cpu_threads(concurrent=CONCURRENCY)  # two searches at once must not fight over the same cores
     serve(Models(find_checkpoints(runs)), host, port, share, block=True)

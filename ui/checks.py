@@ -52,8 +52,15 @@ MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024**2  # Gradio's "mb" is 1024² bytes
 # plus a little, so this admits every export of a photo within the pixel budget.
 MAX_TRANSFER_BYTES = math.ceil(APP_MAX_PIXELS * 4 * 1.05 / 1024**2) * 1024**2
 MAX_TRANSFER = f"{MAX_TRANSFER_BYTES // 1024**2}mb"
-IMAGE_TYPES = ["image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff", "image/gif",
-               "image/x-portable-pixmap"]
+IMAGE_TYPES = [
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/bmp",
+    "image/tiff",
+    "image/gif",
+    "image/x-portable-pixmap",
+]
 
 
 def refuse(message: UserError | str) -> gr.Error:
@@ -71,8 +78,10 @@ def too_large(name: str, size: int, limit: int = MAX_UPLOAD_BYTES) -> str:
 
 # --- Uploads --------------------------------------------------------------------------------------
 
-def check_upload(source: Path | bytes, name: str, max_pixels: int = APP_MAX_PIXELS,
-                 max_bytes: int = MAX_UPLOAD_BYTES) -> None:
+
+def check_upload(
+    source: Path | bytes, name: str, max_pixels: int = APP_MAX_PIXELS, max_bytes: int = MAX_UPLOAD_BYTES
+) -> None:
     """Refuse (UserError) an upload that is missing, empty, over `max_bytes`, not named or made like an
     image of IMAGE_FORMATS, or over `max_pixels`: all from its size and header, nothing decoded."""
     suffix = Path(name).suffix.lower()
@@ -167,6 +176,7 @@ def checked_photo(image: gr.Image) -> gr.Image:
 # The checks replace the components' own preprocess on the instance: subclasses of Gradio's components
 # would do the same, but Gradio writes a .pyi stub next to the module of every component class.
 
+
 def field_name(label: str | None) -> str:
     """The short name of a field in messages: its label up to a colon or a parenthesis."""
     return (label or "value").split(" (")[0].split(":")[0].strip()
@@ -208,8 +218,9 @@ def checked_choice(field: gr.Radio | gr.Dropdown) -> gr.Radio | gr.Dropdown:
     return field
 
 
-def checked(value: Any, name: str, low: float | None = None, high: float | None = None, *,
-            integer: bool = False) -> Any:
+def checked(
+    value: Any, name: str, low: float | None = None, high: float | None = None, *, integer: bool = False
+) -> Any:
     """check_number for values that come another way than a field (click positions, typed seeds)."""
     try:
         return check_number(value, name, low, high, integer=integer)
@@ -219,10 +230,15 @@ def checked(value: Any, name: str, low: float | None = None, high: float | None 
 
 def upload_guard_head() -> str:
     """The <script> for the page's <head> that checks a picked or dropped file before it is sent."""
-    script = (Path(__file__).with_name("upload_guard.js").read_text(encoding="utf-8")
-              .replace("__LIMIT_BYTES__", str(MAX_UPLOAD_BYTES)).replace("__LIMIT_MB__", str(MAX_UPLOAD_MB))
-              .replace("__MAX_PIXELS__", str(APP_MAX_PIXELS))
-              .replace("__EXTENSIONS__", json.dumps(sorted(IMAGE_EXTENSIONS)))
-              .replace("__TYPES__", json.dumps(IMAGE_TYPES))
-              .replace("__FORMATS__", json.dumps(FORMAT_NAMES)))
+    script = (
+        Path(__file__)
+        .with_name("upload_guard.js")
+        .read_text(encoding="utf-8")
+        .replace("__LIMIT_BYTES__", str(MAX_UPLOAD_BYTES))
+        .replace("__LIMIT_MB__", str(MAX_UPLOAD_MB))
+        .replace("__MAX_PIXELS__", str(APP_MAX_PIXELS))
+        .replace("__EXTENSIONS__", json.dumps(sorted(IMAGE_EXTENSIONS)))
+        .replace("__TYPES__", json.dumps(IMAGE_TYPES))
+        .replace("__FORMATS__", json.dumps(FORMAT_NAMES))
+    )
     return f"<script>\n{script}</script>"

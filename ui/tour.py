@@ -14,8 +14,16 @@ import shutil
 from pathlib import Path
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "faces" / "144513.jpg"
 EXAMPLE_EYES = (0.22, 0.78, 0.52)  # a stroke over the eyes: from x, to x, at y, as fractions of the photo
@@ -64,8 +72,14 @@ def inpaint_photo(page, photo: Path, eyes: tuple[float, float, float], timeout_m
     page.wait_for_timeout(500)
 
 
-def tour(url: str, out: Path, photo: Path = EXAMPLE, timeout_ms: int = 300_000, eyes=EXAMPLE_EYES,
-         second: tuple[Path, tuple[float, float, float]] | None = None) -> list[Path]:
+def tour(
+    url: str,
+    out: Path,
+    photo: Path = EXAMPLE,
+    timeout_ms: int = 300_000,
+    eyes=EXAMPLE_EYES,
+    second: tuple[Path, tuple[float, float, float]] | None = None,
+) -> list[Path]:
     """Drive the app at `url`; returns the screenshots written (inpaint, edit, model, and with
     `second` a further photo inpainted: inpaint-photo)."""
     from playwright.sync_api import sync_playwright
