@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from inpaint.checkpoint import (
     BEST_FILE,
@@ -38,6 +37,7 @@ from inpaint.grids import save_grid
 from inpaint.locate import measure_template
 from inpaint.sampling import generate, latents_for_seed
 from inpaint_training.data import load_image_folder
+from inpaint_training.loss import generator_loss
 from inpaint_training.options import TrainOptions, load_options
 from inpaint_training.plots import plot_losses
 from inpaint_training.run_dir import STATS_FILE, read_stats
@@ -70,8 +70,8 @@ def precision_effect(source, stored) -> dict[str, float]:
     with torch.no_grad():
         a, b = source.generator(z), stored.generator(z)
         pixels = (model_to_unit(a) - model_to_unit(b)).abs() * 255  # in 0…255 levels
-        loss_a = F.softplus(-source.discriminator(a)).mean()
-        loss_b = F.softplus(-stored.discriminator(b)).mean()
+        loss_a = generator_loss(source.discriminator(a))
+        loss_b = generator_loss(stored.discriminator(b))
     return {
         "max_pixel_difference_levels": round(float(pixels.max()), 3),
         "mean_pixel_difference_levels": round(float(pixels.mean()), 4),

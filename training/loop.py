@@ -7,19 +7,17 @@ resumed run draws exactly the batches, flips and noise an uninterrupted run woul
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import os
 import signal
 import socket
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
@@ -27,7 +25,6 @@ from tqdm import tqdm
 from inpaint.checkpoint import (
     BEST_FILE,
     SNAPSHOT_DIR,
-    load_checkpoint,
     model_to_unit,
     save_checkpoint,
     uint8_to_model,
@@ -36,9 +33,7 @@ from inpaint.device import autocast, check_precision, select_device
 from inpaint.errors import UserError
 from inpaint.grids import save_grid
 from inpaint.latent import LatentPrior
-from inpaint.models import Discriminator, Generator
 from inpaint_training import run_dir as rd
-from inpaint_training.augment import diff_augment
 from inpaint_training.data import ImageSet, load_image_folder
 from inpaint_training.distributed import (
     World,
@@ -49,6 +44,7 @@ from inpaint_training.distributed import (
     shutdown,
 )
 from inpaint_training.evaluation import FaceFrechetEvaluator
+from inpaint_training.loss import GANLoss, LossTotals
 from inpaint_training.options import (
     DEFAULT_EPOCHS,
     FIXED_ON_RESUME,
@@ -57,6 +53,7 @@ from inpaint_training.options import (
     save_options,
 )
 from inpaint_training.plots import plot_losses
+from inpaint_training.state import TrainState, memory_format_of
 
 # Exact resume on CUDA needs deterministic kernels (cuda_determinism below). cuBLAS is deterministic
 # only with a fixed workspace per stream: torch.use_deterministic_algorithms refuses cuBLAS calls
@@ -64,7 +61,6 @@ from inpaint_training.plots import plot_losses
 # set here, at import, before any training can touch CUDA; a value the user set is kept.
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
-SAMPLE_COUNT = 64
 # A stats line and a fresh samples/latest.png at least this often, whatever the step intervals: a slow
 # or short run (--minutes 5 at the default --sample-every 500) shows its progress as it goes.
 REPORT_SECONDS = 60.0
@@ -212,7 +208,94 @@ def train(options: TrainOptions, resume: bool = False, log=print, show_progress:
         shutdown(world)
 
 
-def _train(options, run_dir, resume, device, precision, world: World, say, show_progress) -> TrainResult:
+@dataclass
+class _Session:
+    """What stays fixed through one session of a run (one call of train())."""
+
+    options: TrainOptions
+    run_dir: Path
+    device: torch.device
+    precision: str
+    world: World
+    data: ImageSet
+    prior: LatentPrior
+    stats: rd.StatsLog
+    steps_per_epoch: int
+    total_steps: int | None
+    say: Callable[..., None]
+    evaluator: FaceFrechetEvaluator | None = None
+
+    @property
+    def eval_steps(self) -> int:
+        """Steps between Fréchet scores (0: never)."""
+        every = self.options.eval_every
+        return max(1, round(every * self.steps_per_epoch)) if every else 0
+
+
+@dataclass
+class _Clock:
+    """Where a session stands: when it started, the last stats line, grid and snapshot, and the
+    steps and speed of the interval since the last stats line."""
+
+    started: float
+    elapsed_before: float  # seconds trained by earlier sessions
+    first_step: int
+    last_saved: int
+    last_sampled: int
+    last_logged: float  # time of the last stats line
+    last_shown: float  # time of the last samples/latest.png
+    interval_start: float
+    interval_steps: int = 0
+    images_per_second: float = 0.0
+    last_losses: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, step: int, elapsed_before: float) -> _Clock:
+        """A session's clock, started now at `step`."""
+        now = time.perf_counter()
+        return cls(now, elapsed_before, step, step, step, now, now, now)
+
+    def seconds(self) -> float:
+        """Seconds trained by the run so far, earlier sessions included."""
+        return self.elapsed_before + time.perf_counter() - self.started
+
+
+class _Batches:
+    """The real images and latents of each step. Every rank takes its share of an epoch's shuffled
+    order; flips and latents come from generators seeded by (seed, rank, step)."""
+
+    def __init__(self, session: _Session) -> None:
+        options, world, data, device = session.options, session.world, session.data, session.device
+        self.images = data.images.to(device)
+        self.sampler = DistributedSampler(
+            range(len(data)), num_replicas=world.size, rank=world.rank, shuffle=True, seed=options.seed, drop_last=True
+        )
+        self.steps_per_epoch = session.steps_per_epoch
+        self.batch, self.seed, self.rank, self.device = options.batch_size, options.seed, world.rank, device
+        self.memory_format = memory_format_of(options)
+        self.prior, self.latent_dim = session.prior, options.latent_dim
+        self.order_epoch, self.order = -1, torch.empty(0, dtype=torch.long)
+
+    def draw(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
+        """(real images in model space, latents, the generator of the step's augmentation)."""
+        epoch, position = divmod(step, self.steps_per_epoch)
+        if epoch != self.order_epoch:
+            self.sampler.set_epoch(epoch)
+            self.order, self.order_epoch = torch.tensor(list(self.sampler), dtype=torch.long), epoch
+        index = self.order[position * self.batch : (position + 1) * self.batch].to(self.device)
+        real = self.images[index]
+        flips = torch.rand(self.batch, generator=_step_generator(self.seed, self.rank, step, 0)) < 0.5
+        real = torch.where(flips.to(self.device)[:, None, None, None], real.flip(3), real)
+        real = uint8_to_model(real).contiguous(memory_format=self.memory_format)
+        z = self.prior.sample(self.batch, self.latent_dim, _step_generator(self.seed, self.rank, step, 1), self.device)
+        return real, z, _step_generator(self.seed, self.rank, step, 2)
+
+
+def _find_snapshot(
+    run_dir: Path, resume: bool, world: World, say: Callable[..., None]
+) -> tuple[int, Path, Path] | None:
+    """The snapshot to resume from (None for a new run), after checking that `resume` fits the folder;
+    clears what killed writes left in it."""
     snapshot = rd.latest_snapshot(run_dir) if run_dir.exists() else None
     if resume and snapshot is None:
         raise UserError(f"{run_dir}: has no complete snapshot to resume from")
@@ -222,8 +305,12 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
         )
     if world.is_main and run_dir.exists():
         rd.remove_leftovers(run_dir, warn=say)
+    return snapshot
 
-    data: ImageSet = load_image_folder(
+
+def _load_data(options: TrainOptions, show_progress: bool, say: Callable[..., None]) -> ImageSet:
+    """The training images (and held-out files), saying what was skipped or ignored."""
+    data = load_image_folder(
         options.data,
         options.image_size,
         options.channels,
@@ -236,327 +323,323 @@ def _train(options, run_dir, resume, device, precision, world: World, say, show_
         say(f"skipped {len(data.skipped)} unreadable image file(s) of {len(data.files) + len(data.skipped)}")
     if data.ignored:
         say(f"ignored {len(data.ignored)} file(s) that are not images, e.g. {data.ignored[0].name}")
-    steps_per_epoch = len(data) // (options.batch_size * world.size)
+    return data
+
+
+def _step_budget(options: TrainOptions, images: int, world: World) -> tuple[int, int | None]:
+    """(steps per epoch, total steps or None for a time limit alone); with no limit given, the
+    default number of epochs is set in `options`."""
+    steps_per_epoch = images // (options.batch_size * world.size)
     if steps_per_epoch == 0:
         raise UserError(
-            f"{options.data}: {len(data)} usable images are fewer than one batch "
+            f"{options.data}: {images} usable images are fewer than one batch "
             f"({options.batch_size} × {world.size} process(es)); lower --batch-size"
         )
     if not options.stop_limits_given():
         options.epochs = DEFAULT_EPOCHS
     limits = [math.ceil(options.epochs * steps_per_epoch)] if options.epochs else []
     limits += [options.steps] if options.steps else []
-    total_steps = min(limits) if limits else None
+    return steps_per_epoch, min(limits) if limits else None
 
-    config = options.model_config()
-    prior = LatentPrior(options.prior)
-    memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
-    torch.manual_seed(options.seed)  # the initial weights; later randomness comes from _step_generator
-    generator = Generator(config).to(device, memory_format=memory_format)
-    discriminator = Discriminator(config).to(device, memory_format=memory_format)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=options.lr, betas=(options.beta1, options.beta2))
-    opt_d = torch.optim.Adam(
-        discriminator.parameters(), lr=options.lr_d or options.lr, betas=(options.beta1, options.beta2)
-    )
-    # With EMA on, the averaged G is what samples, scores and checkpoints show; the raw G trains.
-    g_ema = copy.deepcopy(generator).eval().requires_grad_(False) if options.ema_decay else None
-    shown_g = g_ema if g_ema is not None else generator
-    best = {"frechet": math.inf, "step": -1}
-    fixed_z = prior.sample(SAMPLE_COUNT, config.latent_dim, torch.Generator().manual_seed(options.seed))
-    step, elapsed_before = 0, 0.0
-    if snapshot is not None:
-        step, weights_path, state_file = snapshot
-        loaded = load_checkpoint(weights_path)
-        state = rd.load_state(state_file)
-        try:
-            shown_g.load_state_dict(loaded.generator.state_dict())
-            if g_ema is not None:
-                generator.load_state_dict(state["generator_raw"])
-            discriminator.load_state_dict(loaded.discriminator.state_dict())
-            best = state.get("best", best)
-            opt_g.load_state_dict(state["opt_g"])
-            opt_d.load_state_dict(state["opt_d"])
-            fixed_z = state["fixed_z"]
-            elapsed_before = float(state["elapsed_seconds"])
-        except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as error:  # a foreign or mismatched file
-            raise UserError(f"{state_file}: does not match this run's options ({rd.one_line(error)})") from None
-        say(f"resuming {run_dir} from step {step}")
-    generator.train().requires_grad_(True)
-    discriminator.train().requires_grad_(True)
 
+def _start_run_dir(session: _Session, step: int) -> None:
+    """Rank 0 writes the options with what they resolved to, and drops stats lines after `step`."""
+    if not session.world.is_main:
+        return
+    data = session.data
     resolved = {
-        "device": str(device),
-        "precision": precision,
-        "world_size": world.size,
+        "device": str(session.device),
+        "precision": session.precision,
+        "world_size": session.world.size,
         "images": len(data),
         "skipped_files": [str(p) for p, _ in data.skipped],
-        "steps_per_epoch": steps_per_epoch,
-        "total_steps": total_steps,
+        "steps_per_epoch": session.steps_per_epoch,
+        "total_steps": session.total_steps,
         "host": socket.gethostname(),
     }
-    stats = rd.StatsLog(run_dir, warn=say)
-    if world.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_options(run_dir, options, resolved)
-        stats.truncate_after(step)
+    session.run_dir.mkdir(parents=True, exist_ok=True)
+    save_options(session.run_dir, session.options, resolved)
+    session.stats.truncate_after(step)
 
-    g_ddp = DistributedDataParallel(generator) if world.distributed else generator
-    d_ddp = DistributedDataParallel(discriminator) if world.distributed else discriminator
-    images = data.images.to(device)
-    sampler = DistributedSampler(
-        range(len(data)), num_replicas=world.size, rank=world.rank, shuffle=True, seed=options.seed, drop_last=True
+
+def _gan_loss(options: TrainOptions, state: TrainState, device: torch.device, precision: str, world: World) -> GANLoss:
+    """The step's losses over the state's networks (wrapped in DDP when distributed)."""
+    g_ddp = DistributedDataParallel(state.generator) if world.distributed else state.generator
+    d_ddp = DistributedDataParallel(state.discriminator) if world.distributed else state.discriminator
+    return GANLoss(
+        g_ddp,
+        d_ddp,
+        state.discriminator,
+        state.opt_g,
+        state.opt_d,
+        torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
+        device,
+        precision,
+        options.label_smoothing,
+        options.diffaug_policy(),
     )
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    batch = options.batch_size
-    policy = options.diffaug_policy()
-    smoothing = options.label_smoothing
-    evaluator = None
-    if options.eval_every and world.is_main:
-        say(f"scoring against {len(data.holdout_files)} held-out images every {options.eval_every:g} epoch(s)")
-        evaluator = FaceFrechetEvaluator(
-            data.holdout_files,
-            options.image_size,
-            options.channels,
-            prior,
-            options.eval_samples,
-            options.seed,
-            warn=say,
-        )
-    eval_steps = max(1, round(options.eval_every * steps_per_epoch)) if options.eval_every else 0
 
-    def evaluate(current_step: int, seconds: float) -> None:
-        scores = {"frechet": round(evaluator.score(shown_g), 6)}
-        if g_ema is not None:
-            scores["frechet_raw"] = round(evaluator.score(generator), 6)
-        stats.append(
-            {"event": "eval", "step": current_step, "epoch": round(current_step / steps_per_epoch, 4), **scores}
-        )
-        progress.write(f"step {current_step}: Fréchet face distance {scores}")
-        if scores["frechet"] < best["frechet"]:
-            best.update(frechet=scores["frechet"], step=current_step)
-            info = {
-                **summary(current_step, seconds, last_losses),
-                "frechet": scores["frechet"],
-                "validation_images": evaluator.count,
-            }
-            save_checkpoint(run_dir / SNAPSHOT_DIR / BEST_FILE, shown_g, discriminator, prior, info)
 
-    def summary(current_step: int, seconds: float, losses: dict[str, float]) -> dict[str, Any]:
-        return {
-            "data": str(Path(options.data).resolve()),
-            "data_name": Path(options.data).resolve().name,
-            "images": len(data),
-            "steps": current_step,
-            "epochs": round(current_step / steps_per_epoch, 3),
-            "batch_size": batch * world.size,
-            "wall_seconds": round(seconds, 1),
-            "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-            "world_size": world.size,
-            "precision": precision,
-            "seed": options.seed,
-            "losses": losses,
+def _make_evaluator(
+    options: TrainOptions, data: ImageSet, prior: LatentPrior, world: World, say: Callable[..., None]
+) -> FaceFrechetEvaluator | None:
+    """The Fréchet scorer against the held-out images (rank 0 only, with --eval-every)."""
+    if not (options.eval_every and world.is_main):
+        return None
+    say(f"scoring against {len(data.holdout_files)} held-out images every {options.eval_every:g} epoch(s)")
+    return FaceFrechetEvaluator(
+        data.holdout_files,
+        options.image_size,
+        options.channels,
+        prior,
+        options.eval_samples,
+        options.seed,
+        warn=say,
+    )
+
+
+def _summary(session: _Session, step: int, seconds: float, losses: dict[str, float]) -> dict[str, Any]:
+    """The training facts a checkpoint's metadata carries."""
+    options, device = session.options, session.device
+    return {
+        "data": str(Path(options.data).resolve()),
+        "data_name": Path(options.data).resolve().name,
+        "images": len(session.data),
+        "steps": step,
+        "epochs": round(step / session.steps_per_epoch, 3),
+        "batch_size": options.batch_size * session.world.size,
+        "wall_seconds": round(seconds, 1),
+        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "world_size": session.world.size,
+        "precision": session.precision,
+        "seed": options.seed,
+        "losses": losses,
+    }
+
+
+def _write_samples(session: _Session, state: TrainState, keep: bool = True) -> None:
+    """The fixed latents' grid as samples/latest.png (and, with `keep`, as the step's own file)."""
+    shown_g, device = state.shown_g, session.device
+    was_training = shown_g.training
+    shown_g.eval()
+    with torch.no_grad(), autocast(device, session.precision):
+        pictures = model_to_unit(shown_g(state.fixed_z.to(device)))
+    shown_g.train(was_training)
+    if keep:
+        save_grid(pictures, session.run_dir / rd.SAMPLES_DIR / f"step-{state.step:09d}.png", columns=8)
+    save_grid(pictures, session.run_dir / rd.SAMPLES_DIR / "latest.png", columns=8)
+    plot_losses(session.stats.read(), session.run_dir / rd.LOSS_PLOT)
+
+
+def _write_snapshot(session: _Session, state: TrainState, seconds: float, losses: dict[str, float]) -> None:
+    """The state and weights of the current step (see TrainState.save)."""
+    options = session.options
+    summary = _summary(session, state.step, seconds, losses)
+    state.save(
+        session.run_dir, session.prior, summary, seconds, options.seed, session.world.size, options.keep_snapshots
+    )
+
+
+def _evaluate(session: _Session, state: TrainState, clock: _Clock, progress: tqdm) -> None:
+    """Score the shown G (and the raw one under EMA); a new best score saves checkpoints/best."""
+    evaluator, step = session.evaluator, state.step
+    eval_started = time.perf_counter()
+    seconds = clock.elapsed_before + eval_started - clock.started
+    scores = {"frechet": round(evaluator.score(state.shown_g), 6)}
+    if state.g_ema is not None:
+        scores["frechet_raw"] = round(evaluator.score(state.generator), 6)
+    session.stats.append({"event": "eval", "step": step, "epoch": round(step / session.steps_per_epoch, 4), **scores})
+    progress.write(f"step {step}: Fréchet face distance {scores}")
+    if scores["frechet"] < state.best["frechet"]:
+        state.best.update(frechet=scores["frechet"], step=step)
+        info = {
+            **_summary(session, step, seconds, clock.last_losses),
+            "frechet": scores["frechet"],
+            "validation_images": evaluator.count,
         }
-
-    def write_samples(current_step: int, keep: bool = True) -> None:
-        """The fixed latents' grid as samples/latest.png (and, with `keep`, as the step's own file)."""
-        was_training = shown_g.training
-        shown_g.eval()
-        with torch.no_grad(), autocast(device, precision):
-            pictures = model_to_unit(shown_g(fixed_z.to(device)))
-        shown_g.train(was_training)
-        if keep:
-            save_grid(pictures, run_dir / rd.SAMPLES_DIR / f"step-{current_step:09d}.png", columns=8)
-        save_grid(pictures, run_dir / rd.SAMPLES_DIR / "latest.png", columns=8)
-        plot_losses(stats.read(), run_dir / rd.LOSS_PLOT)
-
-    def write_snapshot(current_step: int, seconds: float, losses: dict[str, float]) -> None:
-        state = {
-            "step": current_step,
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(),
-            "fixed_z": fixed_z,
-            "elapsed_seconds": seconds,
-            "seed": options.seed,
-            "world_size": world.size,
-            "best": best,
-        }
-        if g_ema is not None:
-            state["generator_raw"] = generator.state_dict()
-        rd.save_snapshot(
-            run_dir,
-            current_step,
-            shown_g,
-            discriminator,
-            prior,
-            summary(current_step, seconds, losses),
-            state,
-            options.keep_snapshots,
+        save_checkpoint(
+            session.run_dir / SNAPSHOT_DIR / BEST_FILE, state.shown_g, state.discriminator, session.prior, info
         )
+    clock.interval_start += time.perf_counter() - eval_started  # keep images/s about training
 
-    # Running sums on the device, read back only at logging points (no per-step GPU sync).
-    sums = torch.zeros(5, device=device, dtype=torch.float64)  # loss_d, loss_g, D(x), D(G(z)), non-finite
-    last_losses: dict[str, float] = {}
-    started = time.perf_counter()
-    interval_start, interval_steps = started, 0
-    images_per_second = 0.0
-    stopped_by = "steps" if options.steps and total_steps == options.steps else "epochs"
-    progress = tqdm(total=total_steps, initial=step, unit="step", disable=not show_progress, dynamic_ncols=True)
-    first_step = last_saved = last_sampled = step
-    last_logged = last_shown = started  # times of the last stats line and samples/latest.png
-    order_epoch, order = -1, torch.empty(0, dtype=torch.long)
-    sync_every = 1 if not world.distributed else options.log_every
 
-    with _StopRequest() as stop:
-        while total_steps is None or step < total_steps:
-            epoch, position = divmod(step, steps_per_epoch)
-            if epoch != order_epoch:
-                sampler.set_epoch(epoch)
-                order, order_epoch = torch.tensor(list(sampler), dtype=torch.long), epoch
-            index = order[position * batch : (position + 1) * batch].to(device)
-            real = images[index]
-            flips = torch.rand(batch, generator=_step_generator(options.seed, world.rank, step, 0)) < 0.5
-            real = torch.where(flips.to(device)[:, None, None, None], real.flip(3), real)
-            real = uint8_to_model(real).contiguous(memory_format=memory_format)
-            z = prior.sample(batch, config.latent_dim, _step_generator(options.seed, world.rank, step, 1), device)
+def _log_due(session: _Session, clock: _Clock, step: int) -> bool:
+    """Whether this step reads the losses back: every log step, before any snapshot, at the end and
+    at a session's first step (the user sees losses and a grid within seconds)."""
+    options = session.options
+    return (
+        step % options.log_every == 0
+        or step % options.checkpoint_every == 0
+        or step == session.total_steps
+        or step == clock.first_step + 1
+    )
 
-            # Discriminator: real → 1, fake → 0 (softplus form of the logistic loss).
-            augment_rng = _step_generator(options.seed, world.rank, step, 2)
-            augment = (lambda x: diff_augment(x, policy, augment_rng)) if policy else (lambda x: x)
-            with autocast(device, precision):
-                fake = g_ddp(z)
-                d_real = d_ddp(augment(real)).float()
-                d_fake = d_ddp(augment(fake.detach())).float()
-                # Logistic loss in softplus form; one-sided smoothing moves the real target to 1 - s.
-                loss_d = (
-                    (1 - smoothing) * F.softplus(-d_real).mean()
-                    + smoothing * F.softplus(d_real).mean()
-                    + F.softplus(d_fake).mean()
-                )
-            opt_d.zero_grad(set_to_none=True)
-            scaler.scale(loss_d).backward()
-            scaler.step(opt_d)
 
-            # Generator: non-saturating loss, D frozen (bypassing its DDP wrapper: no D gradients).
-            discriminator.requires_grad_(False)
-            with autocast(device, precision):
-                loss_g = F.softplus(-discriminator(augment(fake)).float()).mean()
-            opt_g.zero_grad(set_to_none=True)
-            scaler.scale(loss_g).backward()
-            scaler.step(opt_g)
-            scaler.update()
-            discriminator.requires_grad_(True)
-            if g_ema is not None:
-                _update_ema(g_ema, generator, min(options.ema_decay, (1 + step) / (10 + step)))
-
-            with torch.no_grad():
-                sums += torch.stack(
-                    [
-                        loss_d.double(),
-                        loss_g.double(),
-                        torch.sigmoid(d_real).mean().double(),
-                        torch.sigmoid(d_fake).mean().double(),
-                        (~(torch.isfinite(loss_d) & torch.isfinite(loss_g))).double(),
-                    ]
-                )
-            step += 1
-            interval_steps += 1
-            progress.update(1)
-
-            # Losses are read back (and checked for NaN) at every log step and before any snapshot.
-            # The session's first step is logged (and drawn) at once: the user sees losses and a grid
-            # within seconds, not after --log-every / --sample-every steps.
-            at_log = (
-                step % options.log_every == 0
-                or step % options.checkpoint_every == 0
-                or step == total_steps
-                or step == first_step + 1
-            )
-            if at_log or step % sync_every == 0:
-                now = time.perf_counter()
-                flags = torch.tensor(
-                    [
-                        float(stop.requested),
-                        float(options.minutes is not None and (now - started) / 60 >= options.minutes),
-                        float(now - last_logged >= REPORT_SECONDS),  # reduced too: every rank logs together
-                    ],
-                    device=device,
-                )
-                all_reduce_(flags, world, "max")
-                if at_log or flags.any():
-                    totals = all_reduce_(sums.clone(), world) / world.size
-                    if totals[4] > 0:
-                        raise NonFiniteLoss(
-                            f"loss became NaN or infinite by step {step}; stopped. The last good snapshot "
-                            f"(step {last_saved}) is kept in {run_dir}/checkpoints; "
-                            "try a lower --lr or --precision fp32"
-                        )
-                    n = max(interval_steps, 1)
-                    images_per_second = n * batch * world.size / max(now - interval_start, 1e-9)
-                    last_losses = {
-                        "loss_d": round(float(totals[0]) / n, 5),
-                        "loss_g": round(float(totals[1]) / n, 5),
-                        "d_real": round(float(totals[2]) / n, 4),
-                        "d_fake": round(float(totals[3]) / n, 4),
-                    }
-                    record = {
-                        "step": step,
-                        "epoch": round(step / steps_per_epoch, 4),
-                        **last_losses,
-                        "images_per_second": round(images_per_second, 1),
-                        "seconds": round(elapsed_before + now - started, 2),
-                    }
-                    if world.is_main:
-                        stats.append(record)
-                    progress.set_postfix(
-                        epoch=f"{step / steps_per_epoch:.2f}",
-                        D=f"{last_losses['loss_d']:.3f}",
-                        G=f"{last_losses['loss_g']:.3f}",
-                        img_s=f"{images_per_second:.0f}",
-                    )
-                    sums.zero_()
-                    interval_start, interval_steps, last_logged = now, 0, now
-                    if options.minutes is not None:  # the time limit as a step total, for the bar's ETA
-                        remaining = options.minutes * 60 - (now - started)
-                        estimate = step + max(0, round((step - first_step) / max(now - started, 1e-9) * remaining))
-                        progress.total = min(estimate, total_steps) if total_steps is not None else estimate
-                if flags[0] > 0:
-                    stopped_by = "interrupt"
-                    break
-                if flags[1] > 0:
-                    stopped_by = "minutes"
-                    break
-            if evaluator is not None and step % eval_steps == 0:
-                eval_started = time.perf_counter()
-                evaluate(step, elapsed_before + eval_started - started)
-                interval_start += time.perf_counter() - eval_started  # keep images/s about training
-            if world.is_main and step % options.sample_every == 0:
-                write_samples(step)
-                last_sampled, last_shown = step, time.perf_counter()
-            elif world.is_main and (step == first_step + 1 or time.perf_counter() - last_shown >= REPORT_SECONDS):
-                write_samples(step, keep=False)  # latest.png only: a long run would fill samples/ otherwise
-                last_shown = time.perf_counter()
-            if world.is_main and step % options.checkpoint_every == 0:
-                write_snapshot(step, elapsed_before + time.perf_counter() - started, last_losses)
-                last_saved = step
-    progress.close()
-
-    seconds = elapsed_before + time.perf_counter() - started
+def _log_stats(session: _Session, clock: _Clock, sums: torch.Tensor, progress: tqdm, step: int, now: float) -> None:
+    """Average the loss sums over the interval and the ranks, stop on NaN or infinity, and write a
+    stats line (rank 0) and the progress bar's figures; starts the next interval."""
+    options, world = session.options, session.world
+    totals = LossTotals.from_tensor(all_reduce_(sums.clone(), world) / world.size)
+    if totals.non_finite > 0:
+        raise NonFiniteLoss(
+            f"loss became NaN or infinite by step {step}; stopped. The last good snapshot "
+            f"(step {clock.last_saved}) is kept in {session.run_dir}/checkpoints; "
+            "try a lower --lr or --precision fp32"
+        )
+    n = max(clock.interval_steps, 1)
+    clock.images_per_second = n * options.batch_size * world.size / max(now - clock.interval_start, 1e-9)
+    clock.last_losses = totals.means(n)
+    record = {
+        "step": step,
+        "epoch": round(step / session.steps_per_epoch, 4),
+        **clock.last_losses,
+        "images_per_second": round(clock.images_per_second, 1),
+        "seconds": round(clock.elapsed_before + now - clock.started, 2),
+    }
     if world.is_main:
-        if step != last_saved:
-            write_snapshot(step, seconds, last_losses)
-        if step != last_sampled:
-            write_samples(step)
-    checksums = [row[0] for row in all_gather_floats([_parameter_checksum([generator, discriminator])], world, device)]
+        session.stats.append(record)
+    progress.set_postfix(
+        epoch=f"{step / session.steps_per_epoch:.2f}",
+        D=f"{clock.last_losses['loss_d']:.3f}",
+        G=f"{clock.last_losses['loss_g']:.3f}",
+        img_s=f"{clock.images_per_second:.0f}",
+    )
+    sums.zero_()
+    clock.interval_start, clock.interval_steps, clock.last_logged = now, 0, now
+    if options.minutes is not None:  # the time limit as a step total, for the bar's ETA
+        remaining = options.minutes * 60 - (now - clock.started)
+        estimate = step + max(0, round((step - clock.first_step) / max(now - clock.started, 1e-9) * remaining))
+        progress.total = min(estimate, session.total_steps) if session.total_steps is not None else estimate
+
+
+def _check_in(
+    session: _Session, clock: _Clock, sums: torch.Tensor, stop: _StopRequest, progress: tqdm, step: int
+) -> str | None:
+    """All ranks agree whether to stop (a signal, the time limit) and whether a minute has passed
+    since the last stats line; logs when due. Returns the stop reason, or None to go on."""
+    options = session.options
+    now = time.perf_counter()
+    flags = torch.tensor(
+        [
+            float(stop.requested),
+            float(options.minutes is not None and (now - clock.started) / 60 >= options.minutes),
+            float(now - clock.last_logged >= REPORT_SECONDS),  # reduced too: every rank logs together
+        ],
+        device=session.device,
+    )
+    all_reduce_(flags, session.world, "max")
+    if _log_due(session, clock, step) or flags.any():
+        _log_stats(session, clock, sums, progress, step, now)
+    if flags[0] > 0:
+        return "interrupt"
+    if flags[1] > 0:
+        return "minutes"
+    return None
+
+
+def _show_and_save(session: _Session, state: TrainState, clock: _Clock, progress: tqdm) -> None:
+    """After a step: the Fréchet score, the sample grid and the snapshot, each when due."""
+    options, step, is_main = session.options, state.step, session.world.is_main
+    if session.evaluator is not None and step % session.eval_steps == 0:
+        _evaluate(session, state, clock, progress)
+    if is_main and step % options.sample_every == 0:
+        _write_samples(session, state)
+        clock.last_sampled, clock.last_shown = step, time.perf_counter()
+    elif is_main and (step == clock.first_step + 1 or time.perf_counter() - clock.last_shown >= REPORT_SECONDS):
+        _write_samples(session, state, keep=False)  # latest.png only: a long run would fill samples/ otherwise
+        clock.last_shown = time.perf_counter()
+    if is_main and step % options.checkpoint_every == 0:
+        _write_snapshot(session, state, clock.seconds(), clock.last_losses)
+        clock.last_saved = step
+
+
+def _finish(session: _Session, state: TrainState, clock: _Clock, stopped_by: str) -> TrainResult:
+    """The session's last snapshot and grid, a check that the replicas agree, and the end record."""
+    world, step = session.world, state.step
+    seconds = clock.seconds()
+    if world.is_main:
+        if step != clock.last_saved:
+            _write_snapshot(session, state, seconds, clock.last_losses)
+        if step != clock.last_sampled:
+            _write_samples(session, state)
+    modules = [state.generator, state.discriminator]
+    checksums = [row[0] for row in all_gather_floats([_parameter_checksum(modules)], world, session.device)]
     if len(set(checksums)) > 1:
         raise RuntimeError(f"replicas diverged: weight checksums per rank {checksums}")
     if world.is_main:
-        summary_record = {
-            "event": "end",
-            "step": step,
-            "stopped_by": stopped_by,
-            "replica_checksums": checksums,
-            "seconds": round(seconds, 2),
-            "world_size": world.size,
-        }
-        stats.append(summary_record)
-    return TrainResult(run_dir, step, step / steps_per_epoch, stopped_by, last_losses, images_per_second, checksums)
+        session.stats.append(
+            {
+                "event": "end",
+                "step": step,
+                "stopped_by": stopped_by,
+                "replica_checksums": checksums,
+                "seconds": round(seconds, 2),
+                "world_size": world.size,
+            }
+        )
+    return TrainResult(
+        session.run_dir,
+        step,
+        step / session.steps_per_epoch,
+        stopped_by,
+        clock.last_losses,
+        clock.images_per_second,
+        checksums,
+    )
+
+
+def _train(
+    options: TrainOptions,
+    run_dir: Path,
+    resume: bool,
+    device: torch.device,
+    precision: str,
+    world: World,
+    say: Callable[..., None],
+    show_progress: bool,
+) -> TrainResult:
+    """One session of a run: set up (or resume), then step until a limit or a signal stops it."""
+    snapshot = _find_snapshot(run_dir, resume, world, say)
+    data = _load_data(options, show_progress, say)
+    steps_per_epoch, total_steps = _step_budget(options, len(data), world)
+    prior = LatentPrior(options.prior)
+    state = TrainState.create(options, prior, device)
+    if snapshot is not None:
+        state.load(snapshot)
+        say(f"resuming {run_dir} from step {state.step}")
+    state.generator.train().requires_grad_(True)
+    state.discriminator.train().requires_grad_(True)
+    stats = rd.StatsLog(run_dir, warn=say)
+    session = _Session(
+        options, run_dir, device, precision, world, data, prior, stats, steps_per_epoch, total_steps, say
+    )
+    _start_run_dir(session, state.step)
+    gan = _gan_loss(options, state, device, precision, world)
+    batches = _Batches(session)
+    session.evaluator = _make_evaluator(options, data, prior, world, say)
+
+    # Running sums on the device, read back only at logging points (no per-step GPU sync).
+    sums = torch.zeros(len(fields(LossTotals)), device=device, dtype=torch.float64)
+    clock = _Clock.start(state.step, state.elapsed_before)
+    stopped_by = "steps" if options.steps and total_steps == options.steps else "epochs"
+    progress = tqdm(total=total_steps, initial=state.step, unit="step", disable=not show_progress, dynamic_ncols=True)
+    sync_every = 1 if not world.distributed else options.log_every
+    with _StopRequest() as stop:
+        while total_steps is None or state.step < total_steps:
+            losses = gan.step(*batches.draw(state.step))
+            if state.g_ema is not None:
+                decay = min(options.ema_decay, (1 + state.step) / (10 + state.step))
+                _update_ema(state.g_ema, state.generator, decay)
+            with torch.no_grad():
+                sums += losses.as_sums()
+            state.step += 1
+            clock.interval_steps += 1
+            progress.update(1)
+            if _log_due(session, clock, state.step) or state.step % sync_every == 0:
+                reason = _check_in(session, clock, sums, stop, progress, state.step)
+                if reason is not None:
+                    stopped_by = reason
+                    break
+            _show_and_save(session, state, clock, progress)
+    progress.close()
+    return _finish(session, state, clock, stopped_by)

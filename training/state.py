@@ -1,0 +1,133 @@
+"""Everything a DCGAN run resumes from, in one object: the networks (and G's moving average), the
+optimisers, the step, the fixed latents of the sample grids, the best Fréchet score so far and the
+seconds trained in earlier sessions.
+
+No random generator state is kept: every step draws from generators seeded by (seed, rank, step)
+(see loop.step_seed), so the step alone puts a resumed run where an uninterrupted one would be.
+
+On disk a snapshot is the weights file (`checkpoints/step-*.safetensors`, the shown G and D) plus
+the state file (`checkpoints/state-*.pt`, tensors only, see run_dir); both formats are unchanged
+from earlier versions, so older runs resume.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from inpaint.checkpoint import load_checkpoint
+from inpaint.errors import UserError
+from inpaint.latent import LatentPrior
+from inpaint.models import Discriminator, Generator
+from inpaint_training import run_dir as rd
+from inpaint_training.options import TrainOptions
+
+SAMPLE_COUNT = 64  # fixed latents drawn in each sample grid
+
+
+def memory_format_of(options: TrainOptions) -> torch.memory_format:
+    """The memory layout the networks and real batches use (channels_last is an option)."""
+    return torch.channels_last if options.channels_last else torch.contiguous_format
+
+
+class TrainState:
+    """The resumable state of a GAN run. With EMA on, `g_ema` is what samples, scores and
+    checkpoints show (`shown_g`); the raw `generator` trains and is kept in the state file."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        discriminator: Discriminator,
+        g_ema: Generator | None,
+        opt_g: torch.optim.Optimizer,
+        opt_d: torch.optim.Optimizer,
+        fixed_z: torch.Tensor,
+    ) -> None:
+        self.generator, self.discriminator, self.g_ema = generator, discriminator, g_ema
+        self.opt_g, self.opt_d = opt_g, opt_d
+        self.fixed_z = fixed_z
+        self.best: dict[str, float] = {"frechet": math.inf, "step": -1}
+        self.step = 0
+        self.elapsed_before = 0.0  # seconds trained by earlier sessions
+
+    @classmethod
+    def create(cls, options: TrainOptions, prior: LatentPrior, device: torch.device) -> TrainState:
+        """A fresh run's state: initial weights from `options.seed`, fixed latents from it too."""
+        config = options.model_config()
+        memory_format = memory_format_of(options)
+        torch.manual_seed(options.seed)  # the initial weights; later randomness comes from per-step generators
+        generator = Generator(config).to(device, memory_format=memory_format)
+        discriminator = Discriminator(config).to(device, memory_format=memory_format)
+        betas = (options.beta1, options.beta2)
+        opt_g = torch.optim.Adam(generator.parameters(), lr=options.lr, betas=betas)
+        opt_d = torch.optim.Adam(discriminator.parameters(), lr=options.lr_d or options.lr, betas=betas)
+        g_ema = copy.deepcopy(generator).eval().requires_grad_(False) if options.ema_decay else None
+        fixed_z = prior.sample(SAMPLE_COUNT, config.latent_dim, torch.Generator().manual_seed(options.seed))
+        return cls(generator, discriminator, g_ema, opt_g, opt_d, fixed_z)
+
+    @property
+    def shown_g(self) -> Generator:
+        """The G that samples, scores and checkpoints show: the EMA one when EMA is on."""
+        return self.g_ema if self.g_ema is not None else self.generator
+
+    def state_dict(self, seconds: float, seed: int, world_size: int) -> dict[str, Any]:
+        """The state file's contents (tensors and plain values only), `seconds` trained in all."""
+        state = {
+            "step": self.step,
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "fixed_z": self.fixed_z,
+            "elapsed_seconds": seconds,
+            "seed": seed,
+            "world_size": world_size,
+            "best": self.best,
+        }
+        if self.g_ema is not None:
+            state["generator_raw"] = self.generator.state_dict()
+        return state
+
+    def save(
+        self,
+        run_dir: Path,
+        prior: LatentPrior,
+        summary: dict[str, Any],
+        seconds: float,
+        seed: int,
+        world_size: int,
+        keep: int,
+    ) -> Path:
+        """Write this step's snapshot into `run_dir` (state file, then weights; the newest `keep` kept)."""
+        return rd.save_snapshot(
+            run_dir,
+            self.step,
+            self.shown_g,
+            self.discriminator,
+            prior,
+            summary,
+            self.state_dict(seconds, seed, world_size),
+            keep,
+        )
+
+    def load(self, snapshot: tuple[int, Path, Path]) -> None:
+        """Take the state of a snapshot (step, weights file, state file) as run_dir.latest_snapshot
+        gives it; a file that does not fit these networks is a one-line UserError."""
+        step, weights_path, state_file = snapshot
+        loaded = load_checkpoint(weights_path)
+        state = rd.load_state(state_file)
+        try:
+            self.shown_g.load_state_dict(loaded.generator.state_dict())
+            if self.g_ema is not None:
+                self.generator.load_state_dict(state["generator_raw"])
+            self.discriminator.load_state_dict(loaded.discriminator.state_dict())
+            self.best = state.get("best", self.best)
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+            self.fixed_z = state["fixed_z"]
+            self.elapsed_before = float(state["elapsed_seconds"])
+        except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as error:  # a foreign or mismatched file
+            raise UserError(f"{state_file}: does not match this run's options ({rd.one_line(error)})") from None
+        self.step = step
