@@ -325,8 +325,7 @@ def _edit(args: argparse.Namespace) -> int:
     elif args.edit_command == "arithmetic":
         a, b, c = latents_of(args.a), latents_of(args.b), latents_of(args.c)
         z = editor.arithmetic(checkpoint, a, b, c, args.variations, args.noise, args.seed)
-        concepts = torch.stack([editor.keep_in_support(checkpoint, editor.concept(x)) for x in (a, b, c)])
-        save_grid(generate(checkpoint, torch.cat([concepts, z[:1]])), out / "equation.png", columns=4)
+        save_grid(generate(checkpoint, editor.equation(checkpoint, a, b, c, z)), out / "equation.png", columns=4)
         save_grid(generate(checkpoint, z), out / "result.png")
         save_latents(z, out / "latents.npy")
         print(

@@ -35,13 +35,14 @@ def latents_for_seeds(checkpoint: Checkpoint, seeds: list[int]) -> torch.Tensor:
     return torch.cat([latents_for_seed(checkpoint, 1, seed) for seed in seeds])
 
 
-def parse_seeds(text: str, source: str = "seeds") -> list[int]:
-    """Seeds as typed: "3, 5, 8" (a `seed:` prefix is allowed). At least one; each in numpy's range."""
-    parts = [p.strip() for p in text.strip().removeprefix("seed:").split(",") if p.strip()]
-    if not parts:
+def parse_seeds(text: str | None, source: str = "seeds", allow_empty: bool = False, most: int = MAX_COUNT) -> list[int]:
+    """Seeds as typed: "3, 5, 8" (or separated by ";"; a `seed:` prefix is allowed), each in numpy's
+    range, at most `most` of them; at least one unless `allow_empty`."""
+    parts = [p.strip() for p in str(text or "").strip().removeprefix("seed:").replace(";", ",").split(",") if p.strip()]
+    if not parts and not allow_empty:
         raise UserError(f"{source}: no seeds given; write them as 3,5,8")
-    if len(parts) > MAX_COUNT:
-        raise UserError(f"{source}: {len(parts):,} seeds; at most {MAX_COUNT:,}")
+    if len(parts) > most:
+        raise UserError(f"{source}: {len(parts):,} seeds; at most {most:,}")
     return [int(check_number(p, f"{source}: each seed", 0, SEED_MAX, integer=True)) for p in parts]
 
 
@@ -106,6 +107,16 @@ def arithmetic(
     generator = torch.Generator().manual_seed(seed)
     around = z + noise * torch.randn(variations, z.numel(), generator=generator)
     return keep_in_support(checkpoint, torch.cat([z[None], around]))
+
+
+def equation(
+    checkpoint: Checkpoint, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, result: torch.Tensor
+) -> torch.Tensor:
+    """The latents of the equation picture A, B, C, A − B + C (4, D): each concept's mean latent
+    (kept in the prior's support) and the result, from concepts' exemplars (N, D) and
+    `arithmetic`'s output."""
+    concepts = [keep_in_support(checkpoint, concept(x)) for x in (a, b, c)]
+    return torch.stack([*concepts, result[0]])
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -85,7 +85,7 @@ def test_edit_endpoints(client):
         MODEL, "", "3", "4", handle_file(str(EXAMPLE)), None, None, 0, 0.2, api_name="/arithmetic"
     )
     assert len(projected[1]) == 1
-    with pytest.raises(Exception, match="Concept A: seeds: must be whole numbers"):
+    with pytest.raises(Exception, match="Concept A: seeds: each seed: must be a whole number"):
         client.predict(MODEL, "x", "3", "4", None, None, None, 0, 0.2, api_name="/arithmetic")
 
 

@@ -471,20 +471,13 @@ def _planned(models: Models, model_name: str, init_mode: str) -> SearchSettings:
     return resolve_settings(models.get(model_name), SearchSettings(init=init_mode or "auto"))
 
 
-def parse_seeds(text: str | None, name: str = "seeds") -> list[int]:
-    """Seeds typed as "3, 17, 42" (or separated by ";"): whole numbers from 0 to SEED_MAX."""
-    parts = [part.strip() for part in str(text or "").replace(";", ",").split(",") if part.strip()]
-    if len(parts) > MAX_CONCEPT_SEEDS:
-        raise refuse(f"{name}: at most {MAX_CONCEPT_SEEDS} seeds, got {len(parts)}")
-    if any(not re.fullmatch(r"[+-]?\d+", part) for part in parts):
-        raise refuse(f"{name}: must be whole numbers separated by commas, got {text!r}")
-    return [checked(int(part), name, 0, SEED_MAX, integer=True) for part in parts]
-
-
 def _concept(checkpoint: Checkpoint, seeds: str, photo: str | None, name: str, empty: str) -> torch.Tensor:
     """A concept's latents: those of its seeds, and the projection of its photo (a checked upload's path);
     `name` names the seeds field in refusals, `empty` says what an empty concept needs."""
-    latents = parse_seeds(seeds, name)
+    try:
+        latents = editor.parse_seeds(seeds, name, allow_empty=True, most=MAX_CONCEPT_SEEDS)
+    except UserError as error:
+        raise refuse(error) from None
     z = [editor.latents_for_seeds(checkpoint, latents)] if latents else []
     if photo is not None:
         try:
@@ -566,8 +559,7 @@ def _edit_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
             for name, s, p in (("A", a_seeds, a_photo), ("B", b_seeds, b_photo), ("C", c_seeds, c_photo))
         )
         z = editor.arithmetic(checkpoint, a, b, c, n_variations, noise_level)
-        concepts = torch.stack([editor.keep_in_support(checkpoint, editor.concept(x)) for x in (a, b, c)])
-        pictures = generate(checkpoint, torch.cat([concepts, z]))
+        pictures = generate(checkpoint, torch.cat([editor.equation(checkpoint, a, b, c, z)[:3], z]))
         labels = ["A − B + C"] + [f"variation {i}" for i in range(1, len(z))]
         return grid_image(pictures[:4], columns=4), list(zip(_pil(pictures[3:]), labels))
 
