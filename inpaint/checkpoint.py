@@ -47,14 +47,19 @@ SNAPSHOT_PATTERN = re.compile(r"^step-(\d+)\.safetensors$")
 DEFAULT_PIXELS = {"mean": 0.5, "std": 0.5}
 
 
+def unit_to_model(v: torch.Tensor, pixels: dict[str, float] = DEFAULT_PIXELS) -> torch.Tensor:
+    """[0, 1] floats → model space, by a checkpoint's pixel normalisation."""
+    return (v - pixels["mean"]) / pixels["std"]
+
+
+def model_to_unit(x: torch.Tensor, pixels: dict[str, float] = DEFAULT_PIXELS) -> torch.Tensor:
+    """Model space → [0, 1] floats, by a checkpoint's pixel normalisation."""
+    return (x.float() * pixels["std"] + pixels["mean"]).clamp(0, 1)
+
+
 def uint8_to_model(v: torch.Tensor) -> torch.Tensor:
     """0…255 pixels → model space, with the normalisation every trained checkpoint records."""
-    return (v.float() / 255 - DEFAULT_PIXELS["mean"]) / DEFAULT_PIXELS["std"]
-
-
-def model_to_unit(x: torch.Tensor) -> torch.Tensor:
-    """Model space → [0, 1]."""
-    return (x.float() * DEFAULT_PIXELS["std"] + DEFAULT_PIXELS["mean"]).clamp(0, 1)
+    return unit_to_model(v.float() / 255)
 
 
 @dataclass
@@ -76,13 +81,11 @@ class Checkpoint:
 
     def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
         """Model space → [0, 1] floats."""
-        pixels = self.metadata.get("pixels", DEFAULT_PIXELS)
-        return (x * pixels["std"] + pixels["mean"]).clamp(0, 1)
+        return model_to_unit(x, self.metadata.get("pixels", DEFAULT_PIXELS))
 
     def from_pixels(self, v: torch.Tensor) -> torch.Tensor:
         """[0, 1] floats → model space."""
-        pixels = self.metadata.get("pixels", DEFAULT_PIXELS)
-        return (v - pixels["mean"]) / pixels["std"]
+        return unit_to_model(v, self.metadata.get("pixels", DEFAULT_PIXELS))
 
 
 def snapshot_name(step: int) -> str:

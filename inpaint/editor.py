@@ -12,16 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
 
 from inpaint.checkpoint import Checkpoint
-from inpaint.engine import colour_pixels, face_template, uses_faces
+from inpaint.engine import as_rgb, face_template, model_pixels, model_view, uses_faces
 from inpaint.errors import UserError
 from inpaint.fileio import atomic_path
-from inpaint.framing import Framing, to_model
+from inpaint.framing import Framing
 from inpaint.locate import photo_framing
 from inpaint.sampling import latents_for_seed
 from inpaint.search import SearchSettings, search
@@ -176,13 +175,12 @@ def project(
     """The latent whose G(z) best matches a photo, framed like the engine frames a face (the
     largest face, aligned, for a face model; else the centre square), found with every pixel
     known and uniform weights, from the encoder's prediction when the checkpoint has one."""
-    size, channels = checkpoint.config.image_size, checkpoint.config.channels
-    pixels = np.asarray(colour_pixels(photo, 3))
-    view = photo_framing(pixels, face_template(checkpoint), size, uses_faces(checkpoint, "auto"), checkpoint.framer)
-    crop = to_model(pixels, view)
-    if channels == 1:
-        crop = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[..., None]
-    target = torch.from_numpy(crop).permute(2, 0, 1).float() / 255
+    size = checkpoint.config.image_size
+    pixels = model_pixels(checkpoint, photo)  # the photo → model square, as the engine builds it
+    view = photo_framing(
+        as_rgb(pixels), face_template(checkpoint), size, uses_faces(checkpoint, "auto"), checkpoint.framer
+    )
+    target = model_view(pixels, view)
     known = torch.ones(1, 1, size, size)
     settings = SearchSettings(**{**settings.__dict__, "weighting": "uniform", "top_k": 1})
     result = search(checkpoint, checkpoint.from_pixels(target)[None], known, settings)

@@ -123,7 +123,8 @@ def colour_pixels(image: Image.Image, channels: int) -> Image.Image:
     return normalise_mode(image, channels)
 
 
-def _as_rgb(pixels: np.ndarray) -> np.ndarray:
+def as_rgb(pixels: np.ndarray) -> np.ndarray:
+    """(H, W, 1) grayscale pixels as (H, W, 3), for the face finder; RGB as it is."""
     return pixels if pixels.shape[2] == 3 else np.repeat(pixels, 3, axis=2)
 
 
@@ -137,11 +138,11 @@ def choose_view(
     if crop == "whole":
         return whole_framing(hole.shape, size)
     if face_box is not None:
-        return box_framing(_as_rgb(pixels), face_box, face_template(checkpoint), size, hole, checkpoint.framer)
+        return box_framing(as_rgb(pixels), face_box, face_template(checkpoint), size, hole, checkpoint.framer)
     if crop == "auto" and height == width and width <= 2 * size:
         return Framing.square(0, 0, width, size, "whole")  # a small square image: already framed
     if uses_faces(checkpoint, crop):
-        found = find_face_framing(_as_rgb(pixels), hole, face_template(checkpoint), size, checkpoint.framer)
+        found = find_face_framing(as_rgb(pixels), hole, face_template(checkpoint), size, checkpoint.framer)
         if found is not None:
             return found
         if crop == "face":
@@ -158,13 +159,18 @@ def model_pixels(checkpoint: Checkpoint, image: Image.Image) -> np.ndarray:
     return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
+def model_view(pixels: np.ndarray, view: Framing) -> torch.Tensor:
+    """The photo's pixels (H, W, C) uint8 seen through the model's square: (C, S, S) in [0, 1]."""
+    return torch.from_numpy(to_model(pixels, view) / 255).permute(2, 0, 1).float()
+
+
 def _prepare(checkpoint: Checkpoint, item: FillItem, crop: str) -> _Prepared:
     image, hole = item.image, item.hole
     pixels = model_pixels(checkpoint, image)
     view = item.view or choose_view(checkpoint, pixels, hole, crop, item.face_box)
     if view is None:
         return _Prepared(image, pixels, hole, None, [NO_FACE_NOTE])
-    seen = torch.from_numpy(to_model(pixels, view) / 255).permute(2, 0, 1).float()
+    seen = model_view(pixels, view)
     known = torch.from_numpy(~hole_to_model(hole, view)).float()[None]
     notes = []
     if view.how in ("face", "face-box") and 1 / view.scale > 1.5:
