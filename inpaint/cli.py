@@ -286,7 +286,7 @@ def _edit(args: argparse.Namespace) -> int:
     from inpaint import editor
     from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
     from inpaint.fileio import atomic_path, check_output
-    from inpaint.grids import save_grid
+    from inpaint.grids import save_grid, to_pil
     from inpaint.images import open_image
     from inpaint.sampling import generate
 
@@ -319,7 +319,7 @@ def _edit(args: argparse.Namespace) -> int:
         path = editor.interpolate(checkpoint, z0, z1, args.frames, args.method)
         images = generate(checkpoint, path)
         save_grid(images, out / "strip.png", columns=len(images))
-        editor.save_gif(editor.to_pil(images), out / "interpolation.gif", seconds_per_frame=args.frame_seconds)
+        editor.save_gif(to_pil(images), out / "interpolation.gif", seconds_per_frame=args.frame_seconds)
         save_latents(path, out / "latents.npy")
         print(f"wrote {out}/strip.png, interpolation.gif and latents.npy ({args.frames} frames, {args.method})")
     elif args.edit_command == "arithmetic":

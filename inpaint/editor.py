@@ -140,12 +140,6 @@ def interpolate(
     return keep_in_support(checkpoint, path)
 
 
-def to_pil(images: torch.Tensor) -> list[Image.Image]:
-    """(N, C, H, W) in [0, 1] → Pillow images."""
-    arrays = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    return [Image.fromarray(a[..., 0] if a.shape[2] == 1 else a) for a in arrays]
-
-
 def save_gif(
     frames: list[Image.Image], path: str | Path, seconds_per_frame: float = 0.1, scale: int = 2, bounce: bool = True
 ) -> Path:

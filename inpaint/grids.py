@@ -38,10 +38,15 @@ def save_each(images: torch.Tensor, folder: str | Path, names: list[str]) -> lis
     return paths
 
 
-def grid_image(images: torch.Tensor, columns: int | None = None, padding: int = 2):
-    """(N, C, H, W) images in [0, 1] as one Pillow picture."""
+def to_pil(images: torch.Tensor) -> list:
+    """(N, C, H, W) images in [0, 1] as Pillow images (RGB, or L for one channel)."""
     from PIL import Image
 
+    arrays = (images.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(a[..., 0] if a.shape[2] == 1 else a) for a in arrays]
+
+
+def grid_image(images: torch.Tensor, columns: int | None = None, padding: int = 2):
+    """(N, C, H, W) images in [0, 1] as one Pillow picture."""
     grid = make_grid(images.detach().float().cpu(), nrow=columns or grid_columns(len(images)), padding=padding)
-    array = (grid.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return Image.fromarray(array)
+    return to_pil(grid[None])[0]

@@ -238,7 +238,8 @@ def test_bf16_search_on_the_gpu_runs_and_matches_fp32(default_on_gpu):
 @gpu
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_projection_converges_on_the_gpu(default_on_gpu, precision):
-    from inpaint.editor import latents_for_seeds, project, to_pil
+    from inpaint.editor import latents_for_seeds, project
+    from inpaint.grids import to_pil
     from inpaint.sampling import generate
 
     if precision == "bf16" and not torch.cuda.is_bf16_supported():

@@ -16,8 +16,8 @@ from inpaint.editor import (
     project,
     save_gif,
     slerp,
-    to_pil,
 )
+from inpaint.grids import to_pil
 from inpaint.sampling import generate, latents_for_seed
 from inpaint.search import SearchSettings
 

@@ -31,7 +31,7 @@ from inpaint.device import limit_cpu_threads
 from inpaint.engine import FillItem, FillRequest, choose_view, fill_images, model_pixels
 from inpaint.errors import UserError
 from inpaint.framing import draw, to_model
-from inpaint.grids import grid_image
+from inpaint.grids import grid_image, to_pil
 from inpaint.locate import parse_face_box
 from inpaint.masks import MASK_KINDS, make_mask
 from inpaint.sampling import generate
@@ -111,7 +111,7 @@ class Models:
 
 
 def _pil(images: torch.Tensor) -> list[Image.Image]:
-    return editor.to_pil(images)
+    return to_pil(images)
 
 
 def stopped_status(text: str | None) -> str:
