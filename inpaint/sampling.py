@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from inpaint.checkpoint import Checkpoint
+from inpaint.checkpoint import DEFAULT_PIXELS, Checkpoint, model_to_unit
+from inpaint.models import Generator
 
 
 def latents_for_seed(checkpoint: Checkpoint, n: int, seed: int) -> torch.Tensor:
@@ -13,9 +14,21 @@ def latents_for_seed(checkpoint: Checkpoint, n: int, seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate(checkpoint: Checkpoint, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """G(z) as [0, 1] pixels on the CPU, (N, C, S, S). Runs G in eval mode on its own device."""
-    generator = checkpoint.generator.eval()
+def render(
+    generator: Generator, z: torch.Tensor, pixels: dict[str, float] = DEFAULT_PIXELS, batch_size: int = 256
+) -> torch.Tensor:
+    """G(z) as [0, 1] pixels on the CPU, (N, C, S, S), in chunks on G's own device. G runs in eval
+    mode (BatchNorm's running statistics: a sample must not depend on its batch-mates) and is left
+    in the mode it was in, so the trainer can draw its grids and scores mid-training."""
+    was_training = generator.training
+    generator.eval()
     device = next(generator.parameters()).device
-    chunks = [checkpoint.to_pixels(generator(part.to(device))).cpu() for part in z.split(batch_size)]
-    return torch.cat(chunks)
+    try:
+        return torch.cat([model_to_unit(generator(part.to(device)), pixels).cpu() for part in z.split(batch_size)])
+    finally:
+        generator.train(was_training)
+
+
+def generate(checkpoint: Checkpoint, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """A checkpoint's G(z) as [0, 1] pixels on the CPU, (N, C, S, S)."""
+    return render(checkpoint.generator, z, checkpoint.metadata.get("pixels", DEFAULT_PIXELS), batch_size)

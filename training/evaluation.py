@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from inpaint.checkpoint import model_to_unit
 from inpaint.face_metrics import face_descriptors, frechet_distance
 from inpaint.latent import LatentPrior
 from inpaint.models import Generator
+from inpaint.sampling import render
 from inpaint_training.data import decode_images
 
 
@@ -27,10 +27,5 @@ class FaceFrechetEvaluator:
 
     @torch.no_grad()
     def score(self, generator: Generator) -> float:
-        device = next(generator.parameters()).device
         z = self.prior.sample(self.samples, generator.config.latent_dim, torch.Generator().manual_seed(self.seed + 1))
-        was_training = generator.training
-        generator.eval()
-        pictures = torch.cat([model_to_unit(generator(part.to(device))).cpu() for part in z.split(250)])
-        generator.train(was_training)
-        return frechet_distance(face_descriptors(pictures), self.reference)
+        return frechet_distance(face_descriptors(render(generator, z, batch_size=250)), self.reference)

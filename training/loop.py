@@ -25,7 +25,6 @@ from tqdm import tqdm
 from inpaint.checkpoint import (
     BEST_FILE,
     SNAPSHOT_DIR,
-    model_to_unit,
     save_checkpoint,
     uint8_to_model,
 )
@@ -33,6 +32,7 @@ from inpaint.device import autocast, check_precision, select_device
 from inpaint.errors import UserError
 from inpaint.grids import save_grid
 from inpaint.latent import LatentPrior
+from inpaint.sampling import render
 from inpaint_training import run_dir as rd
 from inpaint_training.data import ImageSet, load_image_folder
 from inpaint_training.distributed import (
@@ -419,12 +419,8 @@ def _summary(session: _Session, step: int, seconds: float, losses: dict[str, flo
 
 def _write_samples(session: _Session, state: TrainState, keep: bool = True) -> None:
     """The fixed latents' grid as samples/latest.png (and, with `keep`, as the step's own file)."""
-    shown_g, device = state.shown_g, session.device
-    was_training = shown_g.training
-    shown_g.eval()
-    with torch.no_grad(), autocast(device, session.precision):
-        pictures = model_to_unit(shown_g(state.fixed_z.to(device)))
-    shown_g.train(was_training)
+    with autocast(session.device, session.precision):
+        pictures = render(state.shown_g, state.fixed_z)
     if keep:
         save_grid(pictures, session.run_dir / rd.SAMPLES_DIR / f"step-{state.step:09d}.png", columns=8)
     save_grid(pictures, session.run_dir / rd.SAMPLES_DIR / "latest.png", columns=8)
