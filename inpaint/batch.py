@@ -28,10 +28,10 @@ from inpaint.checkpoint import Checkpoint
 from inpaint.engine import FaceBox, FillItem, FillRequest, fill_images
 from inpaint.errors import UserError
 from inpaint.fileio import remove_stale_temporaries, write_text_atomic
-from inpaint.images import check_photo_size, find_images, open_image, save_image
+from inpaint.images import find_images, save_image
 from inpaint.jsonlog import append_record, parse_records
 from inpaint.locate import parse_face_box
-from inpaint.masks import load_mask, make_mask
+from inpaint.masks import MaskSource, open_with_hole
 
 REPORT_FILE = "report.jsonl"
 MASK_SUFFIX = "_mask"
@@ -45,15 +45,6 @@ class Job:
     mask: Path | None  # None: the mask comes from a mask kind
     face_box: Path | None = None  # NAME_face.txt, when the user boxed the face
     skip: str | None = None  # why the image is not filled (a link out of the input folder)
-
-
-@dataclass
-class MaskSource:
-    kind: str | None = None  # a mask kind for every image
-    folder: Path | None = None  # a mask folder mirroring the input tree
-    fraction: float | None = None
-    side: str = "left"
-    seed: int = 0
 
 
 def plan_jobs(in_dir: Path, out_dir: Path, masks: MaskSource) -> list[Job]:
@@ -97,13 +88,7 @@ def plan_jobs(in_dir: Path, out_dir: Path, masks: MaskSource) -> list[Job]:
 
 
 def _load(job: Job, masks: MaskSource) -> tuple[Image.Image, np.ndarray, FaceBox | None]:
-    image = open_image(job.source)
-    check_photo_size(image.size, job.source)
-    width, height = image.size
-    if job.mask is None:
-        hole = make_mask(masks.kind, height, width, masks.fraction, masks.seed, masks.side)
-    else:
-        hole = load_mask(job.mask, height, width)
+    image, hole = open_with_hole(job.source, masks, job.mask)
     face_box = None
     if job.face_box is not None:
         try:

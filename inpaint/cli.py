@@ -190,14 +190,9 @@ def _fill(args: argparse.Namespace) -> int:
 
     from inpaint.engine import FillItem, FillRequest, describe_view, fill_images
     from inpaint.fileio import check_output
-    from inpaint.images import (
-        check_image_path,
-        check_photo_size,
-        open_image,
-        save_image,
-    )
+    from inpaint.images import check_image_path, save_image
     from inpaint.locate import parse_face_box
-    from inpaint.masks import load_mask, make_mask
+    from inpaint.masks import MaskSource, open_with_hole
     from inpaint.search import resolve_settings
 
     source, out = Path(args.image), Path(args.out)
@@ -208,14 +203,9 @@ def _fill(args: argparse.Namespace) -> int:
     if (args.mask is None) == (args.mask_kind is None):
         raise UserError("give exactly one of --mask FILE or --mask-kind KIND")
     check_image_path(out)
-    image = open_image(source)
-    check_photo_size(image.size, source)
+    masks = MaskSource(kind=args.mask_kind, fraction=args.fraction, side=args.side, seed=args.seed)
+    image, hole = open_with_hole(source, masks, args.mask)
     width, height = image.size
-    hole = (
-        load_mask(args.mask, height, width)
-        if args.mask
-        else make_mask(args.mask_kind, height, width, args.fraction, args.seed, args.side)
-    )
     face_box = parse_face_box(args.face_box) if args.face_box else None
     checkpoint = _load_for_search(args)
     settings = resolve_settings(checkpoint, _search_settings(args))
@@ -249,9 +239,10 @@ def _batch(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from inpaint.batch import REPORT_FILE, MaskSource, plan_jobs, run_batch
+    from inpaint.batch import REPORT_FILE, plan_jobs, run_batch
     from inpaint.engine import FillRequest
     from inpaint.fileio import check_output
+    from inpaint.masks import MaskSource
 
     if args.mask_dir and args.mask_kind:
         raise UserError("give at most one of --mask-dir and --mask-kind (default: NAME_mask.png beside each image)")

@@ -15,6 +15,7 @@ Kinds (Yeh et al.'s four, plus files):
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -22,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from inpaint.errors import UserError
-from inpaint.images import normalise_mode, open_image
+from inpaint.images import check_photo_size, normalise_mode, open_image
 
 MASK_KINDS = ("centre", "random", "pattern", "half")
 SIDES = ("left", "right", "top", "bottom")
@@ -120,6 +121,33 @@ def mask_alpha(image: Image.Image) -> np.ndarray | None:
         return None
     alpha = np.asarray(image.convert("RGBA").getchannel("A"))
     return None if alpha.min() == 255 else alpha
+
+
+@dataclass
+class MaskSource:
+    """Where holes come from: a mask kind for every image, or mask files (beside the images, or in
+    `folder` mirroring their tree)."""
+
+    kind: str | None = None  # a mask kind for every image
+    folder: Path | None = None  # a mask folder mirroring the input tree (batches)
+    fraction: float | None = None
+    side: str = "left"
+    seed: int = 0
+
+    def hole(self, height: int, width: int, path: str | os.PathLike[str] | None) -> np.ndarray:
+        """The hole for an image of this size: its mask file, or the kind's mask when there is none."""
+        if path is not None:
+            return load_mask(path, height, width)
+        return make_mask(self.kind, height, width, self.fraction, self.seed, self.side)
+
+
+def open_with_hole(
+    image_path: str | os.PathLike[str], masks: MaskSource, mask_path: str | os.PathLike[str] | None
+) -> tuple[Image.Image, np.ndarray]:
+    """A photo to fill and its hole, each checked (readable, large enough, a mask of its shape)."""
+    image = open_image(image_path)
+    check_photo_size(image.size, image_path)
+    return image, masks.hole(image.size[1], image.size[0], mask_path)
 
 
 def hole_box(hole: np.ndarray) -> tuple[int, int, int, int] | None:

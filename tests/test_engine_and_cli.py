@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inpaint.batch import MaskSource, plan_jobs, run_batch
+from inpaint.batch import plan_jobs, run_batch
 from inpaint.checkpoint import load_checkpoint
 from inpaint.cli import main
 from inpaint.engine import FillRequest, fill_images
+from inpaint.masks import MaskSource
 from inpaint.search import SearchSettings
 
 FAST = SearchSettings(iterations=5, restarts=2, top_k=2)
