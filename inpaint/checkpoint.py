@@ -349,7 +349,7 @@ def checkpoint_or_default(path: str | Path | None) -> Path:
         return Path(path)
     if not (DEFAULT_CHECKPOINT / WEIGHTS_FILE).is_file():
         raise UserError(
-            f"no --checkpoint given and the default checkpoint {DEFAULT_CHECKPOINT} is not present; "
+            f"no checkpoint given and the default checkpoint {DEFAULT_CHECKPOINT} is not present; "
             "train one with `inpaint train` and pass its run folder"
         )
     return DEFAULT_CHECKPOINT

@@ -206,7 +206,7 @@ def _fill(args: argparse.Namespace) -> int:
     masks = MaskSource(kind=args.mask_kind, fraction=args.fraction, side=args.side, seed=args.seed)
     image, hole = open_with_hole(source, masks, args.mask)
     width, height = image.size
-    face_box = parse_face_box(args.face_box) if args.face_box else None
+    face_box = parse_face_box(args.face_box, "--face-box") if args.face_box else None
     checkpoint = _load_for_search(args)
     settings = resolve_settings(checkpoint, _search_settings(args))
     # Every start's fill is kept only when they are written: each costs a full-size copy of the photo.
@@ -223,6 +223,8 @@ def _fill(args: argparse.Namespace) -> int:
         [result] = fill_images(checkpoint, [FillItem(image, hole, face_box)], request, callback=report)
     for note in result.notes:
         print(f"note: {note}")
+    if result.framing == "classical":
+        print("note: --crop context uses the face model anyway; --face-box X,Y,W,H says where the face is")
     save_image(result.image, out)
     if args.candidates:
         for rank, candidate in enumerate(result.candidates, 1):

@@ -30,11 +30,11 @@ def select_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
         raise UserError(f"unknown device {requested!r} (use auto, cpu, cuda, cuda:N or mps)") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise UserError("--device cuda was asked for, but this torch sees no CUDA GPU")
+            raise UserError("device cuda was asked for, but this torch sees no CUDA GPU")
         if device.index is None:
             device = torch.device("cuda", local_rank % torch.cuda.device_count())
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError("--device mps was asked for, but MPS is not available here")
+        raise UserError("device mps was asked for, but MPS is not available here")
     return device
 
 

@@ -41,7 +41,7 @@ CROP_MODES = ("auto", "face", "context", "whole")
 VERIFY_STARTS = 4  # starts per image when a face must still be confirmed by its fill
 NO_FACE_NOTE = (
     "no face owns the hole: the face model only draws faces, so it was filled with OpenCV's Telea "
-    "method instead (--crop context forces the face model; --face-box X,Y,W,H says where the face is)"
+    "method instead (the context crop forces the face model; a face box X,Y,W,H says where the face is)"
 )
 FaceBox = tuple[float, float, float, float]  # x, y, width, height in photo pixels
 
@@ -146,7 +146,7 @@ def choose_view(
         if found is not None:
             return found
         if crop == "face":
-            raise UserError("no face owns the hole (none found around it); give --face-box X,Y,W,H")
+            raise UserError("no face owns the hole (none found around it); give the face's box X,Y,W,H")
         return None
     return context_framing(hole, size)
 

@@ -351,7 +351,7 @@ def whole_framing(shape: tuple[int, int], size: int) -> Framing:
     return Framing.square((width - side) / 2, (height - side) / 2, side, size, "whole")
 
 
-def parse_face_box(text: str, source: str = "--face-box") -> tuple[float, float, float, float]:
+def parse_face_box(text: str, source: str = "face box") -> tuple[float, float, float, float]:
     """X,Y,W,H in photo pixels (commas or spaces between), as a user writes a face's box."""
     parts = text.replace(",", " ").split()
     try:
