@@ -32,6 +32,38 @@ ASTRONAUT = ROOT / "tests" / "data" / "astronaut.jpg"
 EYES = (slice(92, 124), slice(172, 278))  # a bar over both eyes
 
 
+def astronaut_request(folder: Path, checkpoint: str | None) -> tuple[Models, tuple, SearchSettings]:
+    """The app's models (the checkpoint alone, under a temporary folder) and the Inpaint endpoint's
+    arguments for the astronaut with its eyes painted over, at the model's default search."""
+    model_folder = folder / "model"
+    model_folder.mkdir()
+    shutil.copy(resolve_checkpoint_path(checkpoint_or_default(checkpoint)), model_folder / "model.safetensors")
+    models = Models(find_checkpoints([model_folder]))
+    name = next(iter(models.choices))
+    settings = resolve_settings(models.get(name), SearchSettings())
+    photo = Image.open(ASTRONAUT).convert("RGB")
+    photo.save(folder / "background.png")
+    layer = np.zeros((photo.height, photo.width, 4), np.uint8)
+    layer[EYES] = 255
+    Image.fromarray(layer).save(folder / "layer.png")
+    background = handle_file(str(folder / "background.png"))
+    value = {"background": background, "layers": [handle_file(str(folder / "layer.png"))], "composite": background}
+    arguments = (
+        name,
+        value,
+        "painted",
+        "auto",
+        "",
+        settings.iterations,
+        settings.restarts,
+        settings.lam,
+        0,
+        True,
+        "auto",
+    )
+    return models, arguments, settings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint")
@@ -39,23 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     threads = limit_cpu_threads(concurrent=CONCURRENCY)  # as `inpaint app` does
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        model_folder = folder / "model"
-        model_folder.mkdir()
-        shutil.copy(resolve_checkpoint_path(checkpoint_or_default(args.checkpoint)), model_folder / "model.safetensors")
-        models = Models(find_checkpoints([model_folder]))
-        name = next(iter(models.choices))
-        settings = resolve_settings(models.get(name), SearchSettings())
-        photo = Image.open(ASTRONAUT).convert("RGB")
-        photo.save(folder / "background.png")
-        layer = np.zeros((photo.height, photo.width, 4), np.uint8)
-        layer[EYES] = 255
-        Image.fromarray(layer).save(folder / "layer.png")
-        value = {
-            "background": handle_file(str(folder / "background.png")),
-            "layers": [handle_file(str(folder / "layer.png"))],
-            "composite": handle_file(str(folder / "background.png")),
-        }
+        models, arguments, settings = astronaut_request(Path(tmp), args.checkpoint)
         app, url = serve(models, block=False)
         try:
             client = Client(url, verbose=False)
@@ -66,20 +82,7 @@ def main() -> None:
             )
             for attempt in range(args.repeats + 1):
                 started = time.perf_counter()
-                outputs = client.predict(
-                    name,
-                    value,
-                    "painted",
-                    "auto",
-                    "",
-                    settings.iterations,
-                    settings.restarts,
-                    settings.lam,
-                    0,
-                    True,
-                    "auto",
-                    api_name="/inpaint",
-                )
+                outputs = client.predict(*arguments, api_name="/inpaint")
                 seconds = time.perf_counter() - started
                 status = outputs[5].splitlines()[-1]
                 print(

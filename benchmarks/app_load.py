@@ -14,26 +14,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client import Client  # noqa: E402
 from gradio_client.utils import QueueError  # noqa: E402
 
-from inpaint.checkpoint import checkpoint_or_default, resolve_checkpoint_path  # noqa: E402
 from inpaint.device import limit_cpu_threads  # noqa: E402
-from inpaint.search import SearchSettings, resolve_settings  # noqa: E402
-from inpaint_ui.app import CONCURRENCY, QUEUE_SIZE, Models, find_checkpoints, serve  # noqa: E402
+from inpaint_ui.app import CONCURRENCY, QUEUE_SIZE, serve  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from app_latency import astronaut_request  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ASTRONAUT = ROOT / "tests" / "data" / "astronaut.jpg"
@@ -85,33 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     threads = limit_cpu_threads(concurrent=CONCURRENCY)  # as `inpaint app` does
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        model_folder = folder / "model"
-        model_folder.mkdir()
-        shutil.copy(resolve_checkpoint_path(checkpoint_or_default(args.checkpoint)), model_folder / "model.safetensors")
-        models = Models(find_checkpoints([model_folder]))
-        name = next(iter(models.choices))
-        settings = resolve_settings(models.get(name), SearchSettings())
-        photo = Image.open(ASTRONAUT).convert("RGB")
-        photo.save(folder / "background.png")
-        layer = np.zeros((photo.height, photo.width, 4), np.uint8)
-        layer[EYES] = 255
-        Image.fromarray(layer).save(folder / "layer.png")
-        background = handle_file(str(folder / "background.png"))
-        value = {"background": background, "layers": [handle_file(str(folder / "layer.png"))], "composite": background}
-        request = (
-            name,
-            value,
-            "painted",
-            "auto",
-            "",
-            settings.iterations,
-            settings.restarts,
-            settings.lam,
-            0,
-            True,
-            "auto",
-        )
+        models, request, settings = astronaut_request(Path(tmp), args.checkpoint)
         app, url = serve(models, block=False, queue_size=args.queue_size)
         try:
             Client(url, verbose=False).predict(*request, api_name="/inpaint")  # load the model before timing
@@ -133,7 +105,7 @@ def main() -> None:
                 places = [o.place for o in outcomes if o.place is not None]
                 etas = [o.eta for o in outcomes if o.eta is not None]
                 try:
-                    answers = "DCGAN" in Client(url, verbose=False).predict(name, api_name="/describe_model")[0]
+                    answers = "DCGAN" in Client(url, verbose=False).predict(request[0], api_name="/describe_model")[0]
                 except Exception as error:  # noqa: BLE001
                     answers, outcomes = False, outcomes + [Outcome("failed", 0, None, None, f"afterwards: {error}")]
                 percentiles = statistics.quantiles(done, n=100, method="inclusive") if len(done) > 1 else None
