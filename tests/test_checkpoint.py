@@ -179,7 +179,7 @@ def test_default_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(UserError) as error:
         checkpoint_or_default(None)
     message = str(error.value)
-    assert str(tmp_path / "celeba64") in message and "--checkpoint" in message
+    assert str(tmp_path / "celeba64") in message and "no checkpoint given" in message
     assert checkpoint_or_default(tmp_path / "mine") == tmp_path / "mine"
     save_pair(tmp_path / "celeba64" / WEIGHTS_FILE)
     assert checkpoint_or_default(None) == tmp_path / "celeba64"
