@@ -32,7 +32,7 @@ browser:
 	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "note: the browser test is skipped without Debian's chromium (apt-get install chromium)"; fi; }
 
-# The GPU check (issue 16): environment, CUDA tests, GPU benchmarks and the suite, under 8 minutes, logs in
+# The GPU check: environment, CUDA tests, GPU benchmarks and the suite, under 8 minutes, logs in
 # $OUT or out/gpu-check/. No setup step: a GPU machine has its own torch (see benchmarks/gpu_check.sh).
 bench-gpu:
 	bash benchmarks/gpu_check.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of issue 16 in one command: the environment, the CUDA checks, the tests that failed on
+# The whole GPU check in one command: the environment, the CUDA checks, the tests that failed on
 # the first GPU run, the search and training benchmarks on the device, then the rest of the suite.
 # Every part runs under `timeout`, and all of them together within GPU_CHECK_BUDGET seconds (450 by
 # default: under 8 minutes), so one hang cannot eat a short GPU loan. Text logs, one per part, plus
@@ -107,7 +107,7 @@ if ! "$PYTHON" -c "import gradio, gradio_client" >/dev/null 2>&1; then
   echo "no gradio: leaving out ${IGNORES[*]}" | tee -a "$SUMMARY"
 fi
 
-# The three tests that failed on the first GPU run (H200, issue 16), run on their own first.
+# The three tests that failed on the first GPU run (an H200), run on their own first.
 KNOWN=(
   "tests/test_editor.py::test_projection_finds_a_latent_that_reproduces_a_generated_face"
   "tests/test_train.py::test_resume_continues_exactly_where_it_stopped"

@@ -40,7 +40,7 @@ def local_world_size_from_env() -> int:
 def choose_backend(device_type: str, local_size: int, cuda_devices: int) -> str:
     """nccl only when every process on this machine has a GPU of its own; gloo on the CPU and when
     processes must share a GPU: NCCL refuses two ranks on one device (most likely why the children
-    of `torchrun --nproc_per_node 2` failed on a one-GPU machine, issue 16), while gloo reduces
+    of `torchrun --nproc_per_node 2` failed on a one-GPU machine), while gloo reduces
     CUDA tensors through host memory. The decision uses only what every rank of a machine sees alike
     (the device kind, the process and GPU counts), so all ranks pick the same backend."""
     if device_type != "cuda" or local_size > cuda_devices:
