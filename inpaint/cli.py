@@ -29,7 +29,7 @@ def _sample(args: argparse.Namespace) -> int:
     from inpaint.sampling import generate, latents_for_seed
 
     if args.out:
-        check_image_path(check_output(args.out, (args.checkpoint,)))
+        check_image_path(check_output(args.out, (args.checkpoint,), what="--out"))
     if args.out_dir:
         check_output(args.out_dir, folder=True, what="--out-dir")
     checkpoint = load_checkpoint(
@@ -197,7 +197,7 @@ def _fill(args: argparse.Namespace) -> int:
 
     source, out = Path(args.image), Path(args.out)
     inputs = (args.image, args.mask, args.checkpoint)
-    check_output(out, inputs)  # before the search, not after it
+    check_output(out, inputs, what="--out")  # before the search, not after it
     if args.candidates:
         check_output(args.candidates, inputs, folder=True, what="--candidates")
     if (args.mask is None) == (args.mask_kind is None):
@@ -291,9 +291,9 @@ def _edit(args: argparse.Namespace) -> int:
     }[args.edit_command]
     specs = [getattr(args, name) for name in ("start", "end", "a", "b", "c", "image") if getattr(args, name, None)]
     inputs = (*[s for s in specs if not s.startswith("seed:")], args.checkpoint)
-    check_output(out, inputs, folder=True)
+    check_output(out, inputs, folder=True, what="--out")
     for name in written:
-        check_output(out / name, inputs)
+        check_output(out / name, inputs, what="--out")
     checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint))
 
     def save_latents(z, path: Path) -> None:
@@ -413,7 +413,7 @@ def _export(args: argparse.Namespace) -> int:
     from inpaint.fileio import check_output
     from inpaint_training.export import export_run
 
-    check_output(args.out, (args.run_dir, args.data), folder=True)
+    check_output(args.out, (args.run_dir, args.data), folder=True, what="--out")
     facts = export_run(Path(args.run_dir), Path(args.out), args.storage, args.data, content=args.content)
     print(json.dumps({k: facts[k] for k in ("file_bytes", "precision_effect", "storage")}, indent=2))
     print(f"wrote {args.out}: model.safetensors, samples.png, losses.png, nearest.png, card.json")

@@ -71,10 +71,11 @@ def check_output(
     path: str | os.PathLike[str],
     inputs: tuple[str | os.PathLike[str] | None, ...] = (),
     folder: bool = False,
-    what: str = "--out",
+    what: str = "output",
 ) -> Path:
-    """Refuse an output path before any work is done: one that is (or, for a folder, holds) one of
-    the inputs, a folder where a file is wanted or the reverse, or one under an existing file."""
+    """Refuse an output path before any work is done: one that is one of the inputs, a folder where
+    a file is wanted or the reverse, or one under an existing file. `what` names it in messages
+    (a command line passes its flag). A folder's own files are checked by passing each of them."""
     path = Path(path)
     for parent in path.absolute().parents:
         if parent.exists() and not parent.is_dir():

@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             if not args.data or not args.out:
                 raise UserError("inpaint train needs --data DIR and --out RUN_DIR (or --resume RUN_DIR, or --dry-run)")
-            check_output(args.out, (args.data,), folder=True)
+            check_output(args.out, (args.data,), folder=True, what="--out")
             options = TrainOptions(**{**given, "out": args.out})
             result = train(options)
     except NonFiniteLoss as error:

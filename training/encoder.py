@@ -234,7 +234,7 @@ def validate(
 def train_encoder(options: EncoderOptions, resume: bool = False) -> Path:
     """Train an inpainting encoder for options.checkpoint; returns the written checkpoint file."""
     options.validate()
-    run = check_output(options.out, (options.data, options.checkpoint), folder=True)
+    run = check_output(options.out, (options.data, options.checkpoint), folder=True, what="--out")
     device = select_device(options.device)
     checkpoint = load_checkpoint(options.checkpoint, device=device)
     config, size = checkpoint.config, checkpoint.config.image_size

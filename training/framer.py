@@ -310,7 +310,7 @@ def _validation(examples: Examples, net: FramerNet, seed: int, count: int = 512)
 def train_framer(options: FramerOptions, resume: bool = False) -> Path:
     """Train a framer for options.checkpoint; returns the written checkpoint file."""
     options.validate()
-    run = check_output(options.out, (options.data, options.checkpoint), folder=True)
+    run = check_output(options.out, (options.data, options.checkpoint), folder=True, what="--out")
     checkpoint = load_checkpoint(options.checkpoint)
     size = checkpoint.config.image_size
     data = Path(options.data)
