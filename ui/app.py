@@ -345,6 +345,9 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
         shown = framing_text  # the status line as the page shows it
         try:  # the fields' own checks (ui/checks.py) passed these: whole numbers and λ in their ranges
             lam_value = defaults.lam if lam_value is None else lam_value
+            # The slider left at the model's default means the defaults, scattered holes' longer budget included.
+            if iterations_n == _planned(models, model_name, init_mode).iterations:
+                iterations_n = None
             settings = resolve_settings(
                 checkpoint,
                 SearchSettings(
