@@ -98,17 +98,20 @@ def resolve_settings(checkpoint: Checkpoint, settings: SearchSettings) -> Search
     )
 
 
+def hole_reach(known: torch.Tensor) -> np.ndarray | None:
+    """For one mask (1, H, W), 1 = known: each missing pixel's distance to the nearest known pixel
+    (a flat array), or None when nothing or everything is missing."""
+    hole = (known[0] < 0.5).cpu().numpy()
+    if not hole.any() or hole.all():
+        return None
+    return cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5)[hole]
+
+
 def scattered_holes(known: torch.Tensor) -> torch.Tensor:
     """(N,) bool: which masks (N, 1, H, W), 1 = known, are scattered: their missing pixels lie on
     average within SCATTERED_REACH pixels of a known one."""
-    flags = []
-    for mask in known[:, 0].cpu().numpy() < 0.5:
-        if not mask.any() or mask.all():
-            flags.append(False)
-            continue
-        reach = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
-        flags.append(float(reach[mask].mean()) <= SCATTERED_REACH)
-    return torch.tensor(flags, dtype=torch.bool)
+    reaches = [hole_reach(mask) for mask in known]
+    return torch.tensor([r is not None and float(r.mean()) <= SCATTERED_REACH for r in reaches], dtype=torch.bool)
 
 
 @dataclass
@@ -147,11 +150,8 @@ def context_weights(known: torch.Tensor, size: int = 7) -> torch.Tensor:
 def hole_neighbourhood(known: torch.Tensor, smallest: int = 7) -> int:
     """The window side for one mask (1, H, W), 1 = known: 2r + 1, where r is the largest distance
     from a missing pixel to the nearest known pixel, and never below `smallest`."""
-    hole = (known[0] < 0.5).cpu().numpy().astype(np.uint8)
-    if not hole.any() or hole.all():
-        return smallest
-    reach = float(cv2.distanceTransform(hole, cv2.DIST_L2, 5).max())
-    return max(smallest, 2 * math.ceil(reach) + 1)
+    reach = hole_reach(known)
+    return smallest if reach is None else max(smallest, 2 * math.ceil(float(reach.max())) + 1)
 
 
 MAX_NEIGHBOURHOOD = 255  # wider than any model's image: a larger window only costs time
