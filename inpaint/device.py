@@ -61,13 +61,15 @@ def check_precision(device: torch.device, precision: str) -> str:
 
 
 @contextlib.contextmanager
-def autocast(device: torch.device, precision: str) -> Iterator[None]:
-    """Mixed precision for the forward passes; a no-op for fp32."""
+def autocast(device: torch.device, precision: str, cache: bool = True) -> Iterator[None]:
+    """Mixed precision for the forward passes; a no-op for fp32. `cache=False` for code recorded as a
+    CUDA graph: autocast's cache of cast weights lives only as long as its region, and a replay would
+    read freed memory."""
     if precision == "fp32":
         yield
         return
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    with torch.autocast(device_type=device.type, dtype=dtype):
+    with torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache):
         yield
 
 

@@ -16,13 +16,20 @@ loss. With an inpainting encoder in the checkpoint (inpaint.encoder) the starts 
 and jittered copies of it, and a short refinement suffices; without one they are seeded random
 draws from the prior and the search runs longer. Each start keeps the best latent it has met. An
 image stops early once none of its starts has lowered its best context loss by `tolerance`
-(relative) over the last `patience` iterations; its rows then leave the batch, so a stopped image
-costs nothing more and its batch-mates carry on unchanged.
+(relative) over the last `patience` iterations, or once its own iteration budget is spent.
+
+How a stopped image leaves is the batching: on the CPU its rows leave the batch, so it costs nothing
+more ("shrink"); on a GPU every step keeps one shape and the stopped rows are masked ("fixed"), so a
+step reads nothing back to the host and is recorded once as a CUDA graph and replayed (a step of a
+64×64 DCGAN is hundreds of small kernels: launching them one by one, not computing, is what costs).
+Either way an image's batch-mates carry on unchanged.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -48,6 +55,7 @@ RANDOM_START = (300, 4)
 # scattered when its missing pixels lie on average within SCATTERED_REACH pixels of a known one.
 ENCODER_SCATTERED = 100
 SCATTERED_REACH = 2.0
+BATCHINGS = ("auto", "shrink", "fixed")
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,9 @@ class SearchSettings:
     jitter: float = 0.2  # spread of the jittered starts around E's prediction, in units of the prior's scale
     patience: int = 15  # an image stops after this many iterations without improvement (0: never stops early)
     tolerance: float = 0.002  # the relative fall of the context loss that counts as an improvement
+    # "shrink": stopped images leave the batch; "fixed": every step keeps its shape (CUDA graphs);
+    # "auto": fixed on CUDA, shrink elsewhere. The results are the same up to rounding.
+    batching: str = "auto"
 
 
 def resolve_settings(checkpoint: Checkpoint, settings: SearchSettings) -> SearchSettings:
@@ -107,11 +118,15 @@ def hole_reach(known: torch.Tensor) -> np.ndarray | None:
     return cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5)[hole]
 
 
+def is_scattered(reach: np.ndarray | None) -> bool:
+    """Whether a hole, given by its pixels' distances to the known ones (hole_reach), is scattered:
+    its missing pixels lie on average within SCATTERED_REACH pixels of a known one."""
+    return reach is not None and float(reach.mean()) <= SCATTERED_REACH
+
+
 def scattered_holes(known: torch.Tensor) -> torch.Tensor:
-    """(N,) bool: which masks (N, 1, H, W), 1 = known, are scattered: their missing pixels lie on
-    average within SCATTERED_REACH pixels of a known one."""
-    reaches = [hole_reach(mask) for mask in known]
-    return torch.tensor([r is not None and float(r.mean()) <= SCATTERED_REACH for r in reaches], dtype=torch.bool)
+    """(N,) bool: which masks (N, 1, H, W), 1 = known, are scattered (see is_scattered)."""
+    return torch.tensor([is_scattered(hole_reach(mask)) for mask in known], dtype=torch.bool)
 
 
 @dataclass
@@ -139,19 +154,28 @@ class SearchResult:
 
 def context_weights(known: torch.Tensor, size: int = 7) -> torch.Tensor:
     """W for masks (N, 1, H, W) with 1 = known: 0 in the hole; on a known pixel the fraction of its
-    size×size neighbourhood (the part inside the image) that is missing."""
-    known = known.float()
-    kernel = torch.ones(1, 1, size, size, device=known.device)
-    missing = F.conv2d(1 - known, kernel, padding=size // 2)
-    present = F.conv2d(torch.ones_like(known), kernel, padding=size // 2)
-    return known * missing / present
+    size×size neighbourhood (the part inside the image) that is missing. Box sums on the host by
+    OpenCV (running sums: the cost does not grow with the window, which reaches 65 pixels for half
+    a face); returned on the masks' device."""
+    masks = known.detach().float().cpu().numpy()
+    window, border = (size, size), cv2.BORDER_CONSTANT  # outside the image: neither missing nor present
+    weights = np.empty_like(masks)
+    for i, mask in enumerate(masks[:, 0]):
+        missing = cv2.boxFilter(1 - mask, -1, window, normalize=False, borderType=border)
+        present = cv2.boxFilter(np.ones_like(mask), -1, window, normalize=False, borderType=border)
+        weights[i, 0] = mask * missing / present
+    return torch.from_numpy(weights).to(known.device)
+
+
+def window_for(reach: np.ndarray | None, smallest: int = 7) -> int:
+    """The window side for a hole given by hole_reach: 2r + 1, where r is the largest distance from a
+    missing pixel to the nearest known pixel, and never below `smallest`."""
+    return smallest if reach is None else max(smallest, 2 * math.ceil(float(reach.max())) + 1)
 
 
 def hole_neighbourhood(known: torch.Tensor, smallest: int = 7) -> int:
-    """The window side for one mask (1, H, W), 1 = known: 2r + 1, where r is the largest distance
-    from a missing pixel to the nearest known pixel, and never below `smallest`."""
-    reach = hole_reach(known)
-    return smallest if reach is None else max(smallest, 2 * math.ceil(float(reach.max())) + 1)
+    """The window side for one mask (1, H, W), 1 = known (see window_for)."""
+    return window_for(hole_reach(known), smallest)
 
 
 MAX_NEIGHBOURHOOD = 255  # wider than any model's image: a larger window only costs time
@@ -197,6 +221,212 @@ def _encoder_init(
     return z0.flatten(0, 1)
 
 
+def resolve_batching(device: torch.device, batching: str) -> str:
+    """ "shrink" or "fixed" for a search on `device` (see SearchSettings.batching)."""
+    if batching not in BATCHINGS:
+        raise UserError(f"search batching must be one of {', '.join(BATCHINGS)}, not {batching!r}")
+    if batching == "auto":
+        return "fixed" if device.type == "cuda" else "shrink"
+    return batching
+
+
+def cuda_graphs_enabled() -> bool:
+    """Whether a fixed-shape search on CUDA replays its step as a CUDA graph (INPAINT_CUDA_GRAPHS=0: never)."""
+    return os.environ.get("INPAINT_CUDA_GRAPHS", "1") != "0"
+
+
+class _Search:
+    """The state of one search, all on the device: the latents being optimised (n images × k starts,
+    one row each), each row's best latent and context loss so far, and which images still search.
+
+    `iterate` is one iteration: score the current latents (each row keeps its best), stop the images
+    whose budget or patience has run out, then take one Adam step. Under "fixed" batching it reads
+    nothing back to the host and allocates the same tensors every time, so CUDA can record it once
+    as a graph and replay it; under "shrink" it computes only the rows still searching."""
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        settings: SearchSettings,
+        targets: torch.Tensor,
+        weights: torch.Tensor,
+        z0: torch.Tensor,
+        budget: torch.Tensor,
+        batching: str,
+        precision: str,
+        graphs: bool,
+    ) -> None:
+        self.generator, self.discriminator = checkpoint.generator, checkpoint.discriminator
+        self.settings, self.batching, self.precision = settings, batching, precision
+        self.targets, self.weights, self.budget = targets, weights, budget
+        self.n, self.k = budget.shape[0], settings.restarts
+        device = self.device = z0.device
+        bounded = checkpoint.prior.kind == "uniform"
+        self.tanh = bounded and settings.constraint == "tanh"
+        self.clip = bounded and settings.constraint == "clip"
+        self.variable = (torch.atanh(z0.clamp(-0.999, 0.999)) if self.tanh else z0.clone()).requires_grad_(True)
+        # Adam is elementwise, so a row's steps depend only on its own gradients; the rows of stopped
+        # images are never scored again (each row's best latent is kept apart). The fused kernel does
+        # the update in one go and keeps its step count on the device (the plain one reads it back to
+        # the host every step); capturable when a CUDA graph replays it.
+        self.optimiser = torch.optim.Adam(
+            [self.variable],
+            lr=settings.lr,
+            fused=True if device.type in ("cpu", "cuda") else None,
+            capturable=graphs,
+        )
+        rows = self.n * self.k
+        self.best_z = z0.detach().clone()
+        self.best_context = torch.full((rows,), math.inf, device=device)
+        # A row gains when its loss has fallen by `tolerance` since its last gain; an image whose rows
+        # have not gained for `patience` iterations has fallen by less than that over those iterations.
+        self.reference = torch.full((rows,), math.inf, device=device)
+        self.last_gain = torch.zeros(rows, dtype=torch.long, device=device)
+        self.active = torch.ones(self.n, dtype=torch.bool, device=device)
+        self.ran = budget.clone()  # iterations each image ran; set when it stops
+        self.step = torch.zeros((), dtype=torch.long, device=device)  # the iteration, counted on the device
+
+    def latents(self) -> torch.Tensor:
+        return torch.tanh(self.variable) if self.tanh else self.variable
+
+    def row_mask(self, per_image: torch.Tensor) -> torch.Tensor:
+        """(n·k,) from (n,): an image's value on each of its rows (a view: no host sync)."""
+        return per_image[:, None].expand(self.n, self.k).reshape(-1)
+
+    def searching_rows(self) -> torch.Tensor | None:
+        """Under "shrink", the rows still searching (None while every image is: no copies then);
+        under "fixed", always None (every row is computed, stopped ones masked)."""
+        if self.batching == "fixed" or bool(self.active.all()):
+            return None
+        return self.row_mask(self.active).nonzero().squeeze(1)
+
+    def losses(self, z: torch.Tensor, rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """G(z), context and perceptual losses of the given rows (None: all of them)."""
+        # No autocast weight cache: each forward is its own region, and a cache cannot be replayed.
+        with autocast(self.device, self.precision, cache=False):
+            fake = self.generator(z)
+            logits = self.discriminator(fake.contiguous(memory_format=torch.channels_last))
+        fake, logits = fake.float(), logits.float()
+        w, y = (self.weights, self.targets) if rows is None else (self.weights[rows], self.targets[rows])
+        context = (w * (fake - y).abs()).flatten(1).sum(1)
+        perceptual = -self.settings.lam * F.softplus(logits)  # λ·log(1 − sigmoid(logits)), stable form
+        return fake, context, perceptual
+
+    def keep_best(self, z: torch.Tensor, context: torch.Tensor, rows: torch.Tensor | None) -> None:
+        """Each scored row keeps its latent if it is its best so far, and notes a gain. `rows` are the
+        rows of z (None: all of them); under "fixed" only the searching images' rows count."""
+        tolerance = self.settings.tolerance
+        reference = self.reference if rows is None else self.reference[rows]
+        best_context = self.best_context if rows is None else self.best_context[rows]
+        best_z = self.best_z if rows is None else self.best_z[rows]
+        last_gain = self.last_gain if rows is None else self.last_gain[rows]
+        gained = context < reference * (1 - tolerance)
+        better = context < best_context
+        if self.batching == "fixed":
+            scored = self.row_mask(self.active)
+            gained, better = gained & scored, better & scored
+        updates = (
+            (self.reference, torch.where(gained, context, reference)),
+            (self.last_gain, torch.where(gained, self.step, last_gain)),
+            (self.best_context, torch.where(better, context, best_context)),
+            (self.best_z, torch.where(better[:, None], z, best_z)),
+        )
+        for target, value in updates:  # in place: a replayed graph keeps its tensors
+            if rows is None:
+                target.copy_(value)
+            else:
+                target[rows] = value
+
+    def stop_finished(self) -> None:
+        """Images whose budget is spent, or that stopped gaining for `patience` iterations, stop here."""
+        finished = self.budget <= self.step
+        if self.settings.patience:
+            stalled = self.step - self.last_gain.view(self.n, self.k).max(1).values
+            finished = finished | (stalled >= self.settings.patience)
+        self.ran.copy_(torch.where(self.active & finished, self.step, self.ran))
+        self.active &= ~finished
+
+    def score(self) -> None:
+        """Score the current latents of the searching images and stop those that are done (no step)."""
+        if self.batching == "shrink" and not bool(self.active.any()):
+            return
+        with torch.no_grad():
+            rows = self.searching_rows()
+            z = self.latents() if rows is None else self.latents()[rows]
+            self.keep_best(z, self.losses(z, rows)[1], rows)
+            self.stop_finished()
+
+    def iterate(self) -> None:
+        """One iteration: score the current latents (the same forward pass gives the gradient), stop
+        the images that are done, take an Adam step, count the iteration."""
+        rows = self.searching_rows()
+        z = self.latents() if rows is None else self.latents()[rows]
+        _, context, perceptual = self.losses(z, rows)
+        self.keep_best(z.detach(), context.detach(), rows)
+        self.stop_finished()
+        # A sum: each latent sees only its own loss. Only z's gradient is taken, so G's and D's
+        # weights are never touched, whatever their requires_grad. Rows of images that stopped just
+        # now still step, harmlessly: they are never scored again.
+        (self.variable.grad,) = torch.autograd.grad((context + perceptual).sum(), [self.variable])
+        self.optimiser.step()
+        if self.clip:
+            with torch.no_grad():
+                self.variable.clamp_(-1, 1)  # in place: z stays in the prior's support
+        self.step += 1
+
+    def progress(self, iteration: int, iterations: int, shape: torch.Size) -> SearchProgress:
+        """What the callback sees after the latents of `iteration` were scored (reads the state back)."""
+        n, k = self.n, self.k
+        with torch.no_grad(), autocast(self.device, self.precision, cache=False):
+            every = self.generator(self.best_z).float().view(n, k, *shape).cpu()
+        per_image = self.best_context.view(n, k).cpu()
+        current = every[torch.arange(n), per_image.argmin(1)]
+        return SearchProgress(
+            iteration, iterations, per_image.min(1).values, current, per_image, every, int(self.active.sum())
+        )
+
+
+GRAPH_WARMUP = 3  # eager iterations before a step is captured: Adam's state and cuDNN's choices exist by then
+
+
+def replayed(step: Callable[[], None], device: torch.device, warn: Callable[[str], None]) -> Callable[[], None]:
+    """`step` (which must read nothing back to the host and keep its tensors in place) run eagerly
+    for GRAPH_WARMUP calls on a side stream, then captured once as a CUDA graph and replayed: one
+    launch per iteration instead of hundreds, so small batches stop being bound by launch latency.
+    A capture that fails warns once and leaves `step` eager."""
+    state: dict[str, object] = {"calls": 0, "graph": None, "eager": False}
+
+    def run() -> None:
+        graph = state["graph"]
+        if graph is not None:
+            graph.replay()
+            return
+        if state["eager"]:
+            step()
+            return
+        if state["calls"] < GRAPH_WARMUP:
+            side, main = torch.cuda.Stream(device), torch.cuda.current_stream(device)
+            side.wait_stream(main)
+            with torch.cuda.stream(side):
+                step()
+            main.wait_stream(side)
+            state["calls"] += 1
+            return
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                step()
+        except Exception as error:  # capture is not promised for every op and driver: stay eager
+            warn(f"the search step could not be recorded as a CUDA graph ({error}); it runs eagerly")
+            state["eager"] = True
+            step()
+            return
+        state["graph"] = graph
+        graph.replay()  # capture records without running: this iteration runs now
+
+    return run
+
+
 def search(
     checkpoint: Checkpoint,
     images: torch.Tensor,
@@ -217,126 +447,59 @@ def search(
         raise ValueError("the latent search needs G and D in eval mode")
     device = next(generator.parameters()).device
     precision = search_precision(device, settings.precision)
+    batching = resolve_batching(device, settings.batching)
     n, k = images.shape[0], settings.restarts
-    targets = images.to(device).repeat_interleave(k, 0).contiguous(memory_format=torch.channels_last)
+    known = known.cpu()  # the masks' per-image work (distances, windows) is done once, on the host
+    reaches = [hole_reach(mask) for mask in known]
     if settings.weighting == "uniform":
-        weights = known.to(device).float().repeat_interleave(k, 0)
+        weights = known.float()
+    elif settings.neighbourhood == "auto":
+        weights = torch.cat([context_weights(mask[None], window_for(reach)) for mask, reach in zip(known, reaches)])
     else:
-        weights = weights_for(known.to(device), settings.neighbourhood).repeat_interleave(k, 0)
-
-    bounded = checkpoint.prior.kind == "uniform"
+        weights = context_weights(known, int(settings.neighbourhood))
+    weights = weights.repeat_interleave(k, 0).to(device)
+    targets = images.to(device).repeat_interleave(k, 0).contiguous(memory_format=torch.channels_last)
     if settings.init == "encoder":
         z0 = _encoder_init(checkpoint, images, known, settings).to(device)
     else:
         z0 = _prior_init(checkpoint, n, settings).to(device)
-    tanh = bounded and settings.constraint == "tanh"
-    variable = (torch.atanh(z0.clamp(-0.999, 0.999)) if tanh else z0.clone()).requires_grad_(True)
-    # Adam is elementwise, so a row's steps depend only on its own gradients; rows of stopped
-    # images get no gradient and are never read again (each row's best latent is kept apart).
-    optimiser = torch.optim.Adam([variable], lr=settings.lr)
-
-    def latents() -> torch.Tensor:
-        return torch.tanh(variable) if tanh else variable
-
-    def losses(z: torch.Tensor, rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """G(z), context and perceptual losses of the given rows (None: all of them)."""
-        with autocast(device, precision):
-            fake = generator(z)
-            logits = discriminator(fake.contiguous(memory_format=torch.channels_last))
-        fake, logits = fake.float(), logits.float()
-        w, y = (weights, targets) if rows is None else (weights[rows], targets[rows])
-        context = (w * (fake - y).abs()).flatten(1).sum(1)
-        perceptual = -settings.lam * F.softplus(logits)  # λ·log(1 − sigmoid(logits)), stable form
-        return fake, context, perceptual
-
-    best_z = z0.detach().clone()
-    best_context = torch.full((n * k,), math.inf, device=device)
-    # A row gains when its loss has fallen by `tolerance` since its last gain; an image whose rows
-    # have not gained for `patience` iterations has fallen by less than that over those iterations.
-    reference = torch.full((n * k,), math.inf, device=device)
-    last_gain = torch.zeros(n * k, dtype=torch.long, device=device)
-    active = torch.ones(n, dtype=torch.bool, device=device)
     # Each image's own iteration budget (scattered holes search longer); the loop runs to the largest.
-    budget = torch.where(scattered_holes(known), settings.scattered_iterations, settings.iterations).to(device)
-    settings = replace(settings, iterations=int(budget.max()) if n else settings.iterations)
-    ran = budget.cpu().clone()
+    scattered = torch.tensor([is_scattered(reach) for reach in reaches], dtype=torch.bool)
+    budget = torch.where(scattered, settings.scattered_iterations, settings.iterations)
+    iterations = int(budget.max()) if n else 0
+    graphs = batching == "fixed" and device.type == "cuda" and cuda_graphs_enabled() and iterations > GRAPH_WARMUP
+    run = _Search(checkpoint, settings, targets, weights, z0, budget.to(device), batching, precision, graphs)
+    step = replayed(run.iterate, device, warnings.warn) if graphs else run.iterate
 
-    def keep_best(z: torch.Tensor, context: torch.Tensor, rows: torch.Tensor | None, iteration: int) -> None:
-        if rows is None:
-            rows = every_row
-        gained = context < reference[rows] * (1 - settings.tolerance)
-        reference[rows[gained]] = context[gained]
-        last_gain[rows[gained]] = iteration
-        better = context < best_context[rows]
-        best_context[rows[better]] = context[better]
-        best_z[rows[better]] = z[better]
-
-    def report(iteration: int) -> bool | None:
-        with torch.no_grad(), autocast(device, precision):
-            every = generator(best_z).float().view(n, k, *images.shape[1:]).cpu()
-        per_image = best_context.view(n, k).cpu()
-        current = every[torch.arange(n), per_image.argmin(1)]
-        progress = SearchProgress(
-            iteration, settings.iterations, per_image.min(1).values, current, per_image, every, int(active.sum())
-        )
-        return callback(progress)
-
-    def active_rows() -> torch.Tensor | None:
-        """The rows still searching; None while every image is (no copies then)."""
-        return None if bool(active.all()) else active.repeat_interleave(k).nonzero().squeeze(1)
-
-    every_row = torch.arange(n * k, device=device)
-    if callback is not None:  # the starting points, before any step
-        with torch.no_grad():
-            keep_best(best_z, losses(best_z, None)[1], None, 0)
-        if report(0):
-            settings = replace(settings, iterations=0)
-            ran[:] = 0
-    for iteration in range(settings.iterations):
-        rows = active_rows()
-        z = latents() if rows is None else latents()[rows]
-        _, context, perceptual = losses(z, rows)
-        keep_best(z.detach(), context.detach(), rows, iteration)
-        # A sum: each latent sees only its own loss. Only z's gradient is taken, so G's and D's
-        # weights are never touched, whatever their requires_grad.
-        (variable.grad,) = torch.autograd.grad((context + perceptual).sum(), [variable])
-        optimiser.step()
-        if bounded and settings.constraint == "clip":
-            with torch.no_grad():
-                variable.clamp_(-1, 1)  # in place: z stays in the prior's support
-        finished = budget <= iteration + 1
-        spent = active & finished
-        if spent.any():  # the latents after an image's last step are scored before it leaves
-            spent_rows = spent.repeat_interleave(k).nonzero().squeeze(1)
-            with torch.no_grad():
-                z_spent = latents()[spent_rows]
-                keep_best(z_spent, losses(z_spent, spent_rows)[1], spent_rows, iteration + 1)
-        if settings.patience:
-            finished |= (iteration - last_gain.view(n, k).max(1).values) >= settings.patience
-        ran[(active & finished).cpu()] = iteration + 1
-        active &= ~finished
-        stop = not active.any()
-        if callback is not None and (
-            (iteration + 1) % settings.report_every == 0 or iteration + 1 == settings.iterations or stop
-        ):
-            if report(iteration + 1):
-                ran[active.cpu()] = iteration + 1
-                break
-        if stop:
+    stopped_by_callback = False
+    reported = -1
+    for iteration in range(iterations):
+        # Under "shrink" the host checks every iteration whether any image still searches (a CPU
+        # reads its own memory); under "fixed" only at reporting points, where the host reads anyway.
+        if batching == "shrink" and not bool(run.active.any()):
             break
+        step()
+        if iteration % settings.report_every == 0:
+            if callback is not None:
+                reported = iteration
+                if callback(run.progress(iteration, iterations, images.shape[1:])):
+                    stopped_by_callback = True
+                    break
+            if batching == "fixed" and not bool(run.active.any()):
+                break
+    run.score()  # the latents after the last step, of the images still searching
+    run.ran.copy_(torch.where(run.active, run.step, run.ran))  # stopped by the callback: as far as they got
+    if callback is not None and not stopped_by_callback and int(run.step) != reported:
+        callback(run.progress(int(run.step), iterations, images.shape[1:]))
 
-    with torch.no_grad():  # the latents after the last step have not been scored yet
-        if active.any():
-            rows = active_rows()
-            z = latents() if rows is None else latents()[rows]
-            keep_best(z, losses(z, rows)[1], rows, settings.iterations)
-        fake, context, perceptual = losses(best_z, None)
+    with torch.no_grad():
+        fake, context, perceptual = run.losses(run.best_z, None)
     context, perceptual = context.view(n, k), perceptual.view(n, k)
     order = context.argsort(dim=1)  # ranked by the context loss
     top = order[:, : max(1, min(settings.top_k, k))]
     image_rows = torch.arange(n, device=device)[:, None]
     fake = fake.view(n, k, *fake.shape[1:])
-    z = best_z.view(n, k, -1)
+    z = run.best_z.view(n, k, -1)
     return SearchResult(
         images=fake[image_rows[:, 0], order[:, 0]].cpu(),
         z=z[image_rows[:, 0], order[:, 0]].cpu(),
@@ -345,5 +508,5 @@ def search(
         candidates=fake[image_rows, top].cpu(),
         candidate_z=z[image_rows, top].cpu(),
         candidate_context_loss=context[image_rows, top].cpu(),
-        iterations=ran,
+        iterations=run.ran.cpu(),
     )

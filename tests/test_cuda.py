@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,54 @@ def test_search_keeps_the_networks_on_the_gpu_and_returns_cpu_tensors(tiny_check
             assert getattr(report, name).device.type == "cpu", name
     assert result.images.shape == (3, 3, 32, 32) and result.z.abs().max() <= 1
     assert torch.isfinite(result.context_loss).all()
+
+
+def _model_faces(checkpoint, count: int, kind: str = "centre") -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, known) of example faces in the checkpoint's model space, with one hole kind."""
+    size = checkpoint.config.image_size
+    images = torch.stack(
+        [
+            checkpoint.from_pixels(torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255)
+            for image, _ in _faces(count, size)
+        ]
+    )
+    known = torch.from_numpy(~make_mask(kind, size, size)).float()[None, None].repeat(count, 1, 1, 1)
+    return images, known
+
+
+@gpu
+@pytest.mark.parametrize("kind", ["centre", "random"])
+def test_the_search_replays_a_cuda_graph_with_the_eager_results(default_on_gpu, monkeypatch, kind):
+    """A fixed-shape search is captured once and replayed; it must give what the same steps give
+    eagerly, and what the shrinking batches of the CPU's way give, and the capture must not fail
+    (a failed capture warns and runs eagerly: turned into an error here)."""
+    images, known = _model_faces(default_on_gpu, 6, kind)
+    settings = SearchSettings(precision="fp32", restarts=2, top_k=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        graphed = search(default_on_gpu, images, known, replace(settings, batching="fixed"))
+    monkeypatch.setenv("INPAINT_CUDA_GRAPHS", "0")
+    eager = search(default_on_gpu, images, known, replace(settings, batching="fixed"))
+    shrink = search(default_on_gpu, images, known, replace(settings, batching="shrink"))
+    assert torch.equal(graphed.iterations, eager.iterations) and torch.equal(graphed.iterations, shrink.iterations)
+    for other in (eager, shrink):
+        assert torch.allclose(graphed.z, other.z, atol=1e-3)
+        assert torch.allclose(graphed.context_loss, other.context_loss, rtol=1e-3)
+
+
+@gpu
+def test_a_graphed_search_reports_progress_and_stops_when_asked(default_on_gpu):
+    images, known = _model_faces(default_on_gpu, 2)
+    seen = []
+
+    def callback(progress):
+        seen.append(progress.iteration)
+        return progress.iteration >= 10
+
+    settings = SearchSettings(iterations=40, restarts=2, report_every=5, patience=0, batching="fixed")
+    result = search(default_on_gpu, images, known, settings, callback)
+    assert seen == [0, 5, 10]
+    assert result.iterations.tolist() == [11, 11]  # the step after the last report was taken and scored
 
 
 @gpu

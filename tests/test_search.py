@@ -156,7 +156,7 @@ def test_callback_reports_progress_and_can_stop(tiny_checkpoint):
         assert progress.current.shape == (2, 3, 32, 32) and progress.context_loss.shape == (2,)
         return progress.iteration >= 20
 
-    search(
+    result = search(
         tiny_checkpoint,
         images,
         known,
@@ -164,6 +164,7 @@ def test_callback_reports_progress_and_can_stop(tiny_checkpoint):
         callback,
     )
     assert seen == [0, 10, 20]  # the starting points first
+    assert result.iterations.tolist() == [21, 21]  # the step after the last report was taken and scored
 
 
 def test_generator_and_discriminator_stay_frozen(tiny_checkpoint):
@@ -222,3 +223,98 @@ def test_a_chosen_iteration_count_holds_for_every_hole():
     assert (chosen.iterations, chosen.scattered_iterations) == (7, 7)
     default = resolve_settings(checkpoint, SearchSettings())
     assert (default.iterations, default.scattered_iterations) == (ENCODER_START[0], ENCODER_SCATTERED)
+
+
+# --- Batching: shrinking on the CPU, fixed-shape (CUDA graphs) on a GPU ----------------------------
+
+
+@pytest.mark.parametrize("patience", [0, 3])
+def test_fixed_batching_gives_the_results_of_shrinking_batches(tiny_checkpoint, patience):
+    images, known = _faces(4)  # centre, pattern, random, half: compact and scattered holes, two budgets
+    base = dict(iterations=12, scattered_iterations=30, restarts=2, top_k=2, lr=0.05, seed=3, patience=patience)
+    shrink = search(tiny_checkpoint, images, known, SearchSettings(**base, batching="shrink"))
+    fixed = search(tiny_checkpoint, images, known, SearchSettings(**base, batching="fixed"))
+    assert torch.equal(shrink.iterations, fixed.iterations)
+    if patience:
+        assert shrink.iterations.min() < 12  # someone stopped early, so masking was exercised
+    else:
+        assert shrink.iterations.tolist() == [12, 30, 30, 12]
+    assert torch.allclose(shrink.z, fixed.z, atol=1e-5)
+    assert torch.allclose(shrink.candidate_context_loss, fixed.candidate_context_loss, rtol=1e-4)
+    assert torch.allclose(shrink.images, fixed.images, atol=1e-4)
+
+
+def test_unknown_batching_is_refused(tiny_checkpoint):
+    from inpaint.errors import UserError
+
+    images, known = _faces(1)
+    with pytest.raises(UserError, match="batching"):
+        search(tiny_checkpoint, images, known, SearchSettings(iterations=2, batching="elastic"))
+
+
+class _HostReads(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the operators that make a GPU wait for the host to read a value back: a scalar read
+    (.item(), bool(), int()), nonzero, and boolean-mask indexing (which needs nonzero's count)."""
+
+    SYNCING = {"_local_scalar_dense", "nonzero", "masked_select", "is_nonzero", "item"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        bool_index = name.startswith("index") and any(
+            isinstance(a, torch.Tensor) and a.dtype == torch.bool
+            for arg in args
+            for a in (arg if isinstance(arg, (list, tuple)) else [arg])
+        )
+        if name in self.SYNCING or bool_index:
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_fixed_batching_step_reads_nothing_back_to_the_host(tiny_checkpoint):
+    """What a CUDA graph needs of the step (checked here on the CPU): no host reads inside it."""
+    from inpaint.search import _Search, resolve_settings
+
+    images, known = _faces(3)
+    settings = resolve_settings(tiny_checkpoint, SearchSettings(iterations=10, restarts=2, patience=4))
+    n, k = 3, 2
+    run = _Search(
+        tiny_checkpoint,
+        settings,
+        images.repeat_interleave(k, 0),
+        weights_for(known).repeat_interleave(k, 0),
+        torch.rand(n * k, 12) * 2 - 1,
+        torch.tensor([10, 10, 6]),
+        "fixed",
+        "fp32",
+        graphs=False,
+    )
+    for _ in range(2):
+        run.iterate()  # Adam's state exists after the first step
+    with _HostReads() as reads:
+        for _ in range(3):
+            run.iterate()
+    assert reads.seen == []
+    assert int(run.step) == 5
+    # The recorder does see a host read where there is one (the test can fail).
+    run.batching = "shrink"
+    run.active.copy_(torch.tensor([False, True, True]))
+    with _HostReads() as reads:
+        run.iterate()
+    assert "nonzero" in reads.seen or "_local_scalar_dense" in reads.seen
+
+
+def test_context_weights_match_a_convolution_of_the_mask():
+    """The box sums (OpenCV) agree with the definition written as convolutions."""
+    import torch.nn.functional as F
+
+    generator = torch.Generator().manual_seed(0)
+    known = (torch.rand(3, 1, 24, 20, generator=generator) > 0.6).float()
+    for size in (3, 7, 31):
+        kernel = torch.ones(1, 1, size, size)
+        missing = F.conv2d(1 - known, kernel, padding=size // 2)
+        present = F.conv2d(torch.ones_like(known), kernel, padding=size // 2)
+        assert torch.allclose(context_weights(known, size), known * missing / present, atol=1e-6)
