@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -16,10 +18,15 @@ import torch
 from inpaint.checkpoint import list_snapshots, load_checkpoint
 from inpaint.cli import main
 from inpaint.errors import UserError
+from inpaint_training import loop
 from inpaint_training.dry_run import write_synthetic_images
 from inpaint_training.loop import NonFiniteLoss, train
+from inpaint_training.loss import LossTotals
 from inpaint_training.options import TrainOptions
+from inpaint_training.run_dir import read_stats
+from inpaint_training.state import adam_for, load_optimizer_state
 
+QUIET_RUN = dict(show_progress=False, log=lambda *a: None)
 TINY = ["--image-size", "32", "--g-width", "8", "--d-width", "8", "--batch-size", "4", "--log-every", "1"]
 
 
@@ -261,3 +268,120 @@ def test_torchrun_two_processes_train_the_same_weights(synthetic_folder, tmp_pat
     assert options["resolved"]["world_size"] == 2
     # 32 images, 2 ranks × batch 4: 4 steps per epoch, so 4 steps are exactly one epoch.
     assert load_checkpoint(run_dir).training["epochs"] == 1.0
+
+
+def test_a_single_process_decides_to_stop_on_the_host(synthetic_folder, tmp_path, monkeypatch):
+    # The stop, time and report flags of a world of one are host booleans: nothing is reduced on the
+    # device each step (on CUDA that would wait for the GPU); the loss sums are read once per stats line.
+    reduced = []
+    original = loop.all_reduce_
+
+    def spy(tensor, world, op="sum"):
+        reduced.append(tensor.numel())
+        return original(tensor, world, op)
+
+    monkeypatch.setattr(loop, "all_reduce_", spy)
+    run_dir = tmp_path / "run"
+    train(tiny_options(synthetic_folder, run_dir, steps=7, log_every=3), show_progress=False, log=lambda *a: None)
+    logged = [r["step"] for r in read_stats(run_dir / "stats.jsonl") if "loss_d" in r]
+    assert logged == [1, 3, 6, 7]
+    assert reduced == [len(fields(LossTotals))] * len(logged)
+
+
+def _adam_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, steps: int) -> None:
+    for step in range(steps):
+        optimizer.zero_grad()
+        model(torch.linspace(-1, 1, 8).reshape(2, 4) * (step + 1)).square().sum().backward()
+        optimizer.step()
+
+
+def _linear() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Linear(4, 3)
+
+
+def test_adam_is_fused_on_cuda_only_and_states_load_across_devices():
+    cpu = torch.device("cpu")
+    model = _linear()
+    optimizer = adam_for(model.parameters(), 1e-2, (0.5, 0.999), cpu)
+    assert optimizer.param_groups[0]["fused"] is None  # torch's default CPU Adam, as before
+    _adam_steps(model, optimizer, 3)
+    saved = copy.deepcopy(optimizer.state_dict())  # a state dict shares the optimiser's tensors
+    # What a CUDA run's state file holds (once loaded to the CPU): the same, with fused=True.
+    from_cuda = copy.deepcopy(saved)
+    for group in from_cuda["param_groups"]:
+        group["fused"] = True
+
+    plain, resumed = _linear(), _linear()
+    plain.load_state_dict(model.state_dict())
+    resumed.load_state_dict(model.state_dict())
+    plain_opt = adam_for(plain.parameters(), 1e-2, (0.5, 0.999), cpu)
+    resumed_opt = adam_for(resumed.parameters(), 1e-2, (0.5, 0.999), cpu)
+    load_optimizer_state(plain_opt, copy.deepcopy(saved))
+    load_optimizer_state(resumed_opt, from_cuda)
+    assert resumed_opt.param_groups[0]["fused"] is None  # the CPU keeps its own kernel
+    assert resumed_opt.state_dict()["state"][0]["step"].item() == 3
+    _adam_steps(plain, plain_opt, 2)
+    _adam_steps(resumed, resumed_opt, 2)
+    for a, b in zip(plain.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+    # The other way: a fused optimiser (torch also fuses on the CPU, standing in for CUDA here) loading a
+    # CPU state stays fused, with its step counts where the fused kernel reads them.
+    fused_model = _linear()
+    fused_model.load_state_dict(model.state_dict())
+    fused = torch.optim.Adam(fused_model.parameters(), lr=1e-2, betas=(0.5, 0.999), fused=True)
+    load_optimizer_state(fused, copy.deepcopy(saved))
+    assert fused.param_groups[0]["fused"] is True
+    assert all(state["step"].dtype == torch.float32 for state in fused.state.values())
+    _adam_steps(fused_model, fused, 2)
+    for a, b in zip(plain.parameters(), fused_model.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_a_state_saved_with_fused_adam_resumes_on_the_cpu_exactly(synthetic_folder, tmp_path):
+    quiet = dict(show_progress=False, log=lambda *a: None)
+    train(tiny_options(synthetic_folder, tmp_path / "whole", steps=5), **quiet)
+    train(tiny_options(synthetic_folder, tmp_path / "split", steps=3), **quiet)
+    [state_file] = (tmp_path / "split" / "checkpoints").glob("state-*.pt")
+    state = torch.load(state_file, weights_only=True)
+    for name in ("opt_g", "opt_d"):
+        for group in state[name]["param_groups"]:
+            group["fused"] = True  # as a CUDA run writes it
+    torch.save(state, state_file)
+    train(tiny_options(synthetic_folder, tmp_path / "split", steps=5), resume=True, **quiet)
+    for a, b in zip(all_weights(tmp_path / "whole"), all_weights(tmp_path / "split"), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (this torch sees none)")
+def test_cuda_steps_do_not_wait_for_the_gpu_and_resume_on_the_cpu(synthetic_folder, tmp_path):
+    # A step queues its work and goes on: torch's sync debug mode warns at every wait for the GPU, and a
+    # longer run (logs, grids and snapshots at its first step and its end only) must not wait more often.
+    import warnings
+
+    rare = dict(log_every=1000, sample_every=1000, checkpoint_every=1000, device="cuda")
+    waits = []
+    for steps in (4, 12):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                train(tiny_options(synthetic_folder, tmp_path / f"gpu{steps}", steps=steps, **rare), **QUIET_RUN)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        waits.append(sum("synchroniz" in str(w.message) for w in caught))
+    assert waits[0] == waits[1], waits
+    state = torch.load(next((tmp_path / "gpu4" / "checkpoints").glob("state-*.pt")), weights_only=True)
+    assert state["opt_g"]["param_groups"][0]["fused"] is True
+    # A CUDA run's state resumes on the CPU, and a CPU run's on CUDA.
+    cpu_resumed = train(
+        tiny_options(synthetic_folder, tmp_path / "gpu4", steps=6, device="cpu"), resume=True, **QUIET_RUN
+    )
+    assert cpu_resumed.step == 6
+    train(tiny_options(synthetic_folder, tmp_path / "cpu", steps=2, device="cpu"), **QUIET_RUN)
+    gpu_resumed = train(
+        tiny_options(synthetic_folder, tmp_path / "cpu", steps=4, device="cuda"), resume=True, **QUIET_RUN
+    )
+    assert gpu_resumed.step == 4

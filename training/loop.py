@@ -133,6 +133,15 @@ def _step_generator(seed: int, rank: int, step: int, stream: int) -> torch.Gener
     return torch.Generator().manual_seed(step_seed(seed, rank, step, stream))
 
 
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor copied to `device`. On CUDA a plain copy from pageable memory waits until the GPU has
+    finished all queued work (a sync per step); from pinned memory it is queued like a kernel (torch's
+    pinned-memory pool keeps the page until the copy is done). The values are the same either way."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def _parameter_checksum(modules: list[torch.nn.Module]) -> float:
     """A position-weighted sum of all parameters: equal on every rank iff DDP kept them in sync.
 
@@ -282,13 +291,13 @@ class _Batches:
         if epoch != self.order_epoch:
             self.sampler.set_epoch(epoch)
             self.order, self.order_epoch = torch.tensor(list(self.sampler), dtype=torch.long), epoch
-        index = self.order[position * self.batch : (position + 1) * self.batch].to(self.device)
+        index = _to_device(self.order[position * self.batch : (position + 1) * self.batch], self.device)
         real = self.images[index]
         flips = torch.rand(self.batch, generator=_step_generator(self.seed, self.rank, step, 0)) < 0.5
-        real = torch.where(flips.to(self.device)[:, None, None, None], real.flip(3), real)
+        real = torch.where(_to_device(flips, self.device)[:, None, None, None], real.flip(3), real)
         real = uint8_to_model(real).contiguous(memory_format=self.memory_format)
-        z = self.prior.sample(self.batch, self.latent_dim, _step_generator(self.seed, self.rank, step, 1), self.device)
-        return real, z, _step_generator(self.seed, self.rank, step, 2)
+        z = self.prior.sample(self.batch, self.latent_dim, _step_generator(self.seed, self.rank, step, 1))
+        return real, _to_device(z, self.device), _step_generator(self.seed, self.rank, step, 2)
 
 
 def _find_snapshot(
@@ -508,27 +517,36 @@ def _log_stats(session: _Session, clock: _Clock, sums: torch.Tensor, progress: t
         progress.total = min(estimate, session.total_steps) if session.total_steps is not None else estimate
 
 
+def _agreed_flags(session: _Session, clock: _Clock, stop: _StopRequest, now: float) -> tuple[bool, bool, bool]:
+    """(a signal asks to stop, the time limit is reached, a minute has passed since the last stats line).
+    A single process decides on the host alone: no device tensor, so no wait for the GPU. Under DDP
+    every rank must decide alike (a rank that stopped or logged alone would hang the others), so the
+    flags are all-reduced (max) across ranks: one device round trip, made every --log-every steps."""
+    options = session.options
+    flags = (
+        stop.requested,
+        options.minutes is not None and (now - clock.started) / 60 >= options.minutes,
+        now - clock.last_logged >= REPORT_SECONDS,
+    )
+    if not session.world.distributed:
+        return flags
+    agreed = all_reduce_(torch.tensor([float(flag) for flag in flags], device=session.device), session.world, "max")
+    interrupt, minutes, report = (value > 0 for value in agreed.tolist())
+    return interrupt, minutes, report
+
+
 def _check_in(
     session: _Session, clock: _Clock, sums: torch.Tensor, stop: _StopRequest, progress: tqdm, step: int
 ) -> str | None:
-    """All ranks agree whether to stop (a signal, the time limit) and whether a minute has passed
-    since the last stats line; logs when due. Returns the stop reason, or None to go on."""
-    options = session.options
+    """Whether to stop (a signal, the time limit) and whether a minute has passed since the last stats
+    line, as all ranks agree; logs when due. Returns the stop reason, or None to go on."""
     now = time.perf_counter()
-    flags = torch.tensor(
-        [
-            float(stop.requested),
-            float(options.minutes is not None and (now - clock.started) / 60 >= options.minutes),
-            float(now - clock.last_logged >= REPORT_SECONDS),  # reduced too: every rank logs together
-        ],
-        device=session.device,
-    )
-    all_reduce_(flags, session.world, "max")
-    if _log_due(session, clock, step) or flags.any():
+    interrupt, out_of_time, report = _agreed_flags(session, clock, stop, now)
+    if _log_due(session, clock, step) or interrupt or out_of_time or report:
         _log_stats(session, clock, sums, progress, step, now)
-    if flags[0] > 0:
+    if interrupt:
         return "interrupt"
-    if flags[1] > 0:
+    if out_of_time:
         return "minutes"
     return None
 
@@ -619,7 +637,9 @@ def _train(
     clock = _Clock.start(state.step, state.elapsed_before)
     stopped_by = "steps" if options.steps and total_steps == options.steps else "epochs"
     progress = tqdm(total=total_steps, initial=state.step, unit="step", disable=not show_progress, dynamic_ncols=True)
-    sync_every = 1 if not world.distributed else options.log_every
+    # Steps between check-ins: a single process checks its flags on the host every step; under DDP a
+    # check-in is an all-reduce, so it comes every --log-every steps (and whenever a stats line is due).
+    check_every = 1 if not world.distributed else options.log_every
     with _StopRequest() as stop:
         while total_steps is None or state.step < total_steps:
             losses = gan.step(*batches.draw(state.step))
@@ -631,7 +651,7 @@ def _train(
             state.step += 1
             clock.interval_steps += 1
             progress.update(1)
-            if _log_due(session, clock, state.step) or state.step % sync_every == 0:
+            if _log_due(session, clock, state.step) or state.step % check_every == 0:
                 reason = _check_in(session, clock, sums, stop, progress, state.step)
                 if reason is not None:
                     stopped_by = reason
