@@ -85,8 +85,11 @@ def test_resume_continues_exactly_where_it_stopped(synthetic_folder, tmp_path):
     # Same data order, noise, optimiser state and BatchNorm statistics: bit-identical weights.
     for a, b in zip(all_weights(tmp_path / "whole"), all_weights(tmp_path / "split")):
         assert torch.equal(a, b)
-    steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "stats.jsonl").read_text().splitlines()]
-    assert steps == sorted(steps) and steps.count(4) == 2  # the end line of the first part, then the log line
+    records = [json.loads(line) for line in (tmp_path / "split" / "stats.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records]
+    assert steps == sorted(steps)
+    at_4 = [r.get("event", "losses") for r in records if r["step"] == 4]
+    assert at_4 == ["losses", "diversity", "end"]  # the first part's last log line, its last grid, its end
 
 
 def test_resume_refuses_to_change_the_architecture(synthetic_folder, tmp_path, capsys):

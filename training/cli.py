@@ -122,6 +122,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"steps between snapshots (default {_DEFAULTS.checkpoint_every})",
     )
     output.add_argument(
+        "--collapse-threshold",
+        type=_limit("collapse_threshold"),
+        help="warn when the sample grid's diversity falls below this fraction of the run's best "
+        f"(or near 0): the generator may be collapsing (default {_DEFAULTS.collapse_threshold}, 0 = never)",
+    )
+    output.add_argument(
         "--keep-snapshots", type=_limit("keep_snapshots"), help=f"snapshots kept (default {_DEFAULTS.keep_snapshots})"
     )
 

@@ -88,6 +88,7 @@ TRAIN_LIMITS: dict[str, Limit] = {
     "val_count": _VAL_COUNT,
     "eval_every": Limit(0, MAX_EPOCHS, low_open=True),
     "eval_samples": Limit(2, MAX_COUNT, integer=True),
+    "collapse_threshold": Limit(0, 1),  # a fraction of the best diversity so far
     "epochs": Limit(0, MAX_EPOCHS, low_open=True),
     "steps": _COUNT,
     "minutes": Limit(0, MAX_MINUTES, low_open=True),

@@ -43,6 +43,7 @@ from inpaint_training.distributed import (
     local_rank_from_env,
     shutdown,
 )
+from inpaint_training.diversity import CollapseGuard, diversity, reference_spread
 from inpaint_training.evaluation import FaceFrechetEvaluator
 from inpaint_training.loss import GANLoss, LossTotals
 from inpaint_training.options import (
@@ -233,6 +234,8 @@ class _Session:
     total_steps: int | None
     say: Callable[..., None]
     evaluator: FaceFrechetEvaluator | None = None
+    reference_spread: float | None = None  # of the first real images: the scale of diversity (None: none)
+    collapse: CollapseGuard = field(default_factory=lambda: CollapseGuard(0.0))
 
     @property
     def eval_steps(self) -> int:
@@ -426,14 +429,54 @@ def _summary(session: _Session, step: int, seconds: float, losses: dict[str, flo
     }
 
 
-def _write_samples(session: _Session, state: TrainState, keep: bool = True) -> None:
-    """The fixed latents' grid as samples/latest.png (and, with `keep`, as the step's own file)."""
+def _write_samples(
+    session: _Session, state: TrainState, keep: bool = True, write: Callable[[str], None] | None = None
+) -> None:
+    """The fixed latents' grid as samples/latest.png (and, with `keep`, as the step's own file), its
+    diversity as a stats line (with a warning through `write` when it drops), and the loss plot."""
     with autocast(session.device, session.precision):
         pictures = render(state.shown_g, state.fixed_z)
     if keep:
         save_grid(pictures, session.run_dir / rd.SAMPLES_DIR / f"step-{state.step:09d}.png", columns=8)
     save_grid(pictures, session.run_dir / rd.SAMPLES_DIR / "latest.png", columns=8)
+    if session.reference_spread is not None:
+        _record_diversity(session, state, diversity(pictures, session.reference_spread), write or session.say)
     plot_losses(session.stats.read(), session.run_dir / rd.LOSS_PLOT)
+
+
+def _record_diversity(session: _Session, state: TrainState, value: float, write: Callable[[str], None]) -> None:
+    """Log a grid's diversity, keep the run's best in the state, and warn once when it drops (see
+    training.diversity)."""
+    step, best = state.step, state.best["diversity"]
+    session.stats.append(
+        {
+            "event": "diversity",
+            "step": step,
+            "epoch": round(step / session.steps_per_epoch, 4),
+            "diversity": round(value, 4),
+        }
+    )
+    if session.collapse.should_warn(value, best):
+        write(
+            f"warning: step {step}: the samples are losing variety (diversity {value:.3f}, best {best:.3f} at step "
+            f"{state.best['diversity_step']}); the generator may be collapsing. {_best_snapshot_hint(session, state)}"
+        )
+    if value > best:
+        state.best.update(diversity=value, diversity_step=step)
+
+
+def _best_snapshot_hint(session: _Session, state: TrainState) -> str:
+    """Where a snapshot from before a collapse can be found."""
+    best = session.run_dir / SNAPSHOT_DIR / BEST_FILE
+    if best.is_file():
+        return f"The best-scored snapshot (step {state.best['step']}) is {best}."
+    hint = (
+        f"The newest {session.options.keep_snapshots} step snapshot(s) are kept in {session.run_dir / SNAPSHOT_DIR}"
+        " (--keep-snapshots keeps more)"
+    )
+    if not session.options.eval_every:
+        hint += "; --eval-every (with --val-count) keeps the best-scored one as checkpoints/best.safetensors"
+    return hint + "."
 
 
 def _write_snapshot(session: _Session, state: TrainState, seconds: float, losses: dict[str, float]) -> None:
@@ -554,13 +597,15 @@ def _check_in(
 def _show_and_save(session: _Session, state: TrainState, clock: _Clock, progress: tqdm) -> None:
     """After a step: the Fréchet score, the sample grid and the snapshot, each when due."""
     options, step, is_main = session.options, state.step, session.world.is_main
+    write = session.say if progress.disable else progress.write  # a line above the bar, if there is one
     if session.evaluator is not None and step % session.eval_steps == 0:
         _evaluate(session, state, clock, progress)
     if is_main and step % options.sample_every == 0:
-        _write_samples(session, state)
+        _write_samples(session, state, write=write)
         clock.last_sampled, clock.last_shown = step, time.perf_counter()
     elif is_main and (step == clock.first_step + 1 or time.perf_counter() - clock.last_shown >= REPORT_SECONDS):
-        _write_samples(session, state, keep=False)  # latest.png only: a long run would fill samples/ otherwise
+        # latest.png only: a long run would fill samples/ otherwise
+        _write_samples(session, state, keep=False, write=write)
         clock.last_shown = time.perf_counter()
     if is_main and step % options.checkpoint_every == 0:
         _write_snapshot(session, state, clock.seconds(), clock.last_losses)
@@ -572,10 +617,10 @@ def _finish(session: _Session, state: TrainState, clock: _Clock, stopped_by: str
     world, step = session.world, state.step
     seconds = clock.seconds()
     if world.is_main:
+        if step != clock.last_sampled:  # before the snapshot, which then keeps this grid's diversity
+            _write_samples(session, state)
         if step != clock.last_saved:
             _write_snapshot(session, state, seconds, clock.last_losses)
-        if step != clock.last_sampled:
-            _write_samples(session, state)
     modules = [state.generator, state.discriminator]
     checksums = [row[0] for row in all_gather_floats([_parameter_checksum(modules)], world, session.device)]
     if len(set(checksums)) > 1:
@@ -631,6 +676,9 @@ def _train(
     gan = _gan_loss(options, state, device, precision, world)
     batches = _Batches(session)
     session.evaluator = _make_evaluator(options, data, prior, world, say)
+    if world.is_main:
+        session.reference_spread = reference_spread(data.images)
+        session.collapse = CollapseGuard(options.collapse_threshold)
 
     # Running sums on the device, read back only at logging points (no per-step GPU sync).
     sums = torch.zeros(len(fields(LossTotals)), device=device, dtype=torch.float64)

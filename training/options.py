@@ -56,6 +56,7 @@ class TrainOptions:
     val_count: int = 0  # hold out this many files (highest names) as a validation split
     eval_every: float | None = None  # epochs between Fréchet evaluations on the held-out split
     eval_samples: int = 500
+    collapse_threshold: float = 0.5  # warn when sample diversity falls below this × the run's best (0: never)
     epochs: float | None = None
     steps: int | None = None
     minutes: float | None = None

@@ -1,4 +1,5 @@
-"""Pictures of a run's progress: losses, D's outputs and (when scored) the Fréchet face distance."""
+"""Pictures of a run's progress: losses, D's outputs, the sample grids' diversity and (when scored)
+the Fréchet face distance."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ def plot_losses(records: list[dict[str, Any]], path: Path) -> Path | None:
     """Plot the stats lines of a run against step; None when there is nothing to plot yet."""
     rows = [r for r in records if all(key in r for key in ("loss_d", "loss_g", "d_real", "d_fake"))]
     scores = [r for r in records if r.get("event") == "eval" and "frechet" in r]
+    spreads = [r for r in records if r.get("event") == "diversity" and "diversity" in r]
     if len(rows) < 2:
         return None
     import matplotlib
@@ -19,7 +21,7 @@ def plot_losses(records: list[dict[str, Any]], path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = 3 if scores else 2
+    panels = 2 + bool(spreads) + bool(scores)
     figure, axes = plt.subplots(panels, 1, figsize=(8, 3 * panels), sharex=True)
     steps = [r["step"] for r in rows]
     axes[0].plot(steps, [r["loss_d"] for r in rows], label="D loss")
@@ -31,14 +33,21 @@ def plot_losses(records: list[dict[str, Any]], path: Path) -> Path | None:
     axes[1].set_ylim(0, 1)
     axes[1].set_ylabel("mean probability")
     axes[1].legend()
-    if scores:
-        eval_steps = [r["step"] for r in scores]
-        axes[2].plot(eval_steps, [r["frechet"] for r in scores], "o-", label="Fréchet face distance (shown G)")
-        if all("frechet_raw" in r for r in scores):
-            axes[2].plot(eval_steps, [r["frechet_raw"] for r in scores], "s--", label="raw G (without EMA)")
-        axes[2].set_yscale("log")
-        axes[2].set_ylabel("Fréchet distance (lower is better)")
+    if spreads:
+        axes[2].plot([r["step"] for r in spreads], [r["diversity"] for r in spreads], ".-", label="sample diversity")
+        axes[2].axhline(1.0, color="grey", linewidth=0.8, linestyle=":", label="real images")
+        axes[2].set_ylim(bottom=0)
+        axes[2].set_ylabel("diversity (near 0: collapse)")
         axes[2].legend()
+    if scores:
+        score_axes = axes[-1]
+        eval_steps = [r["step"] for r in scores]
+        score_axes.plot(eval_steps, [r["frechet"] for r in scores], "o-", label="Fréchet face distance (shown G)")
+        if all("frechet_raw" in r for r in scores):
+            score_axes.plot(eval_steps, [r["frechet_raw"] for r in scores], "s--", label="raw G (without EMA)")
+        score_axes.set_yscale("log")
+        score_axes.set_ylabel("Fréchet distance (lower is better)")
+        score_axes.legend()
     axes[-1].set_xlabel("step")
     figure.tight_layout()
     with atomic_path(path) as tmp:

@@ -2,10 +2,11 @@
 
 RUN_DIR/
   training_options.json          resolved options (see training.options)
-  stats.jsonl                    one JSON object per logging interval (and a session's first step)
+  stats.jsonl                    one JSON object per logging interval (and a session's first step);
+                                 "event" lines: each grid's diversity, Fréchet scores, a session's end
   samples/step-XXXXXXXXX.png     grids from the run's fixed latents every --sample-every steps
   samples/latest.png             the newest grid, also at a session's first step and every minute
-  losses.png                     D and G losses and outputs over training (at each sample grid)
+  losses.png                     D and G losses and outputs, diversity, scores over training (at each grid)
   checkpoints/step-XXXXXXXXX.safetensors   weights + metadata (the project's checkpoint format)
   checkpoints/state-XXXXXXXXX.pt           optimiser state, counters, fixed latents (tensors only)
 
