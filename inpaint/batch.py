@@ -15,9 +15,11 @@ in --mask-dir): one line X,Y,W,H, the face's box in pixels, as `inpaint fill --f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from inpaint.checkpoint import Checkpoint
-from inpaint.engine import FaceBox, FillItem, FillRequest, fill_images
+from inpaint.engine import FaceBox, FillItem, FillRequest, FillResult, host_workers, search_fills
 from inpaint.errors import UserError
 from inpaint.fileio import remove_stale_temporaries, write_text_atomic
 from inpaint.images import find_images, save_image
@@ -99,6 +101,9 @@ def _load(job: Job, masks: MaskSource) -> tuple[Image.Image, np.ndarray, FaceBox
     return image, hole, face_box
 
 
+Pending = list[tuple[Job, tuple[Image.Image, np.ndarray, FaceBox | None]]]
+
+
 def run_batch(
     checkpoint: Checkpoint,
     jobs: list[Job],
@@ -106,37 +111,36 @@ def run_batch(
     masks: MaskSource,
     request: FillRequest,
     batch_size: int = 16,
+    workers: int | None = None,
 ) -> Iterator[dict]:
     """Inpaint the jobs as `request` says, `batch_size` images per search; yields one report record
-    per image. Only the results are written, so the unblended pictures are never kept."""
+    per image. Only the results are written, so the unblended pictures are never kept. `workers`
+    (None: engine.host_workers) threads do the per-photo host work; with more than one (a GPU
+    search), a batch's fills are finished while the next batch searches."""
     request = replace(request, keep_raw=False)
+    workers = host_workers(checkpoint) if workers is None else workers
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
     report = out_dir / REPORT_FILE
     recorded = compact_report(report)
-    pending: list[tuple[Job, tuple[Image.Image, np.ndarray, FaceBox | None]]] = []
 
     def record(entry: dict) -> dict:
         append_record(report, entry)
         return entry
 
-    def flush() -> Iterator[dict]:
-        started = time.perf_counter()
-        try:
-            results = fill_images(checkpoint, [FillItem(*item) for _, item in pending], request)
-        except Exception as error:  # one bad batch must not end the run
-            for job, _ in pending:
-                yield record(
-                    {
-                        "input": str(job.source),
-                        "output": str(job.output),
-                        "status": "failed",
-                        "error": f"{type(error).__name__}: {error}",
-                    }
-                )
-            pending.clear()
-            return
-        for (job, _), result in zip(pending, results):
+    def failed(batch: Pending, error: Exception) -> Iterator[dict]:  # one bad batch must not end the run
+        for job, _ in batch:
+            yield record(
+                {
+                    "input": str(job.source),
+                    "output": str(job.output),
+                    "status": "failed",
+                    "error": f"{type(error).__name__}: {error}",
+                }
+            )
+
+    def saved(batch: Pending, results: list[FillResult], started: float) -> Iterator[dict]:
+        for (job, _), result in zip(batch, results):
             save_image(result.image, job.output)
             yield record(
                 {
@@ -147,33 +151,70 @@ def run_batch(
                     "perceptual_loss": round(result.perceptual_loss, 6),
                     "framing": result.framing,
                     **({"view": result.view.describe()} if result.view else {}),
-                    "seconds": round((time.perf_counter() - started) / len(pending), 3),
+                    "seconds": round((time.perf_counter() - started) / len(batch), 3),
                     **({"note": "; ".join(result.notes)} if result.notes else {}),
                 }
             )
-        pending.clear()
 
-    for job in jobs:
-        if job.output.exists():  # done by an earlier run: its record stays as it was
-            entry = {"input": str(job.source), "output": str(job.output), "status": "done", "note": "output exists"}
-            # A kill between writing an output and its report line leaves it unrecorded: record it now.
-            yield entry if str(job.source) in recorded else record(entry)
-            continue
-        if job.skip is None and job.mask is not None and not job.mask.is_file():
-            job.skip = f"no mask (looked for {job.mask})"
-        if job.skip is not None:
-            yield record({"input": str(job.source), "output": str(job.output), "status": "skipped", "note": job.skip})
-            continue
+    def start(batch: Pending, finisher: ThreadPoolExecutor | None) -> Callable[[], Iterator[dict]]:
+        """Search the batch now; returns what waits for its fills and yields its records."""
+        started = time.perf_counter()
         try:
-            item = _load(job, masks)
-        except UserError as error:
-            yield record({"input": str(job.source), "output": str(job.output), "status": "failed", "error": str(error)})
-            continue
-        pending.append((job, item))
-        if len(pending) >= batch_size:
+            searched = search_fills(checkpoint, [FillItem(*item) for _, item in batch], request, workers=workers)
+            outcome = finisher.submit(searched.finish, workers) if finisher else searched.finish(workers)
+        except Exception as error:
+            problem = error  # `error` is cleared when the except block ends
+            return lambda: failed(batch, problem)
+
+        def records() -> Iterator[dict]:
+            try:
+                results = outcome.result() if finisher else outcome
+            except Exception as error:
+                yield from failed(batch, error)
+                return
+            yield from saved(batch, results, started)
+
+        return records
+
+    pending: Pending = []
+    in_flight: Callable[[], Iterator[dict]] | None = None
+    with ThreadPoolExecutor(1) if workers > 1 else contextlib.nullcontext() as finisher:
+
+        def flush() -> Iterator[dict]:
+            nonlocal in_flight, pending
+            searched = start(pending, finisher)  # the batch before finishes meanwhile
+            pending = []
+            if in_flight is not None:
+                yield from in_flight()
+            in_flight = searched
+
+        for job in jobs:
+            if job.output.exists():  # done by an earlier run: its record stays as it was
+                entry = {"input": str(job.source), "output": str(job.output), "status": "done", "note": "output exists"}
+                # A kill between writing an output and its report line leaves it unrecorded: record it now.
+                yield entry if str(job.source) in recorded else record(entry)
+                continue
+            if job.skip is None and job.mask is not None and not job.mask.is_file():
+                job.skip = f"no mask (looked for {job.mask})"
+            if job.skip is not None:
+                yield record(
+                    {"input": str(job.source), "output": str(job.output), "status": "skipped", "note": job.skip}
+                )
+                continue
+            try:
+                item = _load(job, masks)
+            except UserError as error:
+                yield record(
+                    {"input": str(job.source), "output": str(job.output), "status": "failed", "error": str(error)}
+                )
+                continue
+            pending.append((job, item))
+            if len(pending) >= batch_size:
+                yield from flush()
+        if pending:
             yield from flush()
-    if pending:
-        yield from flush()
+        if in_flight is not None:
+            yield from in_flight()
     compact_report(report)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from inpaint import __version__
 from inpaint.errors import UserError
-from inpaint.validate import count_arg, number_arg, seed_arg
+from inpaint.validate import auto_or, count_arg, number_arg, seed_arg
 
 # Upper bounds of counts that size memory or time: far above real use, far below exhaustion.
 MAX_SAMPLES = 10_000  # 64×64 samples: about 0.5 GB
@@ -245,6 +245,7 @@ def _batch(args: argparse.Namespace) -> int:
     from inpaint.engine import FillRequest
     from inpaint.fileio import check_output
     from inpaint.masks import MaskSource
+    from inpaint.search import auto_batch_size
 
     if args.mask_dir and args.mask_kind:
         raise UserError("give at most one of --mask-dir and --mask-kind (default: NAME_mask.png beside each image)")
@@ -262,7 +263,9 @@ def _batch(args: argparse.Namespace) -> int:
     counts: Counter[str] = Counter()
     with tqdm(total=len(jobs), unit="img", desc="inpainting") as bar:
         request = FillRequest(_search_settings(args), crop=args.crop, blend=not args.no_blend)
-        for entry in run_batch(checkpoint, jobs, out_dir, masks, request, args.batch_size):
+        batch_size = auto_batch_size(checkpoint, request.search) if args.batch_size == "auto" else args.batch_size
+        bar.write(f"{batch_size} images per search batch")
+        for entry in run_batch(checkpoint, jobs, out_dir, masks, request, batch_size):
             counts[entry["status"]] += 1
             if entry["status"] == "failed":
                 bar.write(f"failed: {entry['error']}")
@@ -477,7 +480,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--mask-dir", help="folder mirroring IN_DIR with NAME_mask.png (or NAME.png) masks")
     # NAME_face.txt beside an image (or in --mask-dir) holds X,Y,W,H of its face: see inpaint.batch.
     batch.add_argument(
-        "--batch-size", type=count_arg(1, MAX_BATCH), default=16, help="images searched together (default 16)"
+        "--batch-size",
+        type=auto_or(count_arg(1, MAX_BATCH)),
+        default="auto",
+        help="images searched together: a number, or auto (default): 16 on the CPU, on a GPU as many as "
+        "half its free memory holds, up to 1024",
     )
     _add_search_arguments(batch)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -22,6 +23,7 @@ from PIL import Image
 
 from inpaint.blend import classical_fill, paste, poisson_blend
 from inpaint.checkpoint import Checkpoint
+from inpaint.device import available_cores
 from inpaint.errors import UserError
 from inpaint.framing import Framing, apply, from_model, hole_to_model, to_model
 from inpaint.images import normalise_mode
@@ -34,7 +36,7 @@ from inpaint.locate import (
     whole_framing,
 )
 from inpaint.masks import hole_box
-from inpaint.search import SearchProgress, SearchSettings, resolve_settings, search
+from inpaint.search import SearchProgress, SearchResult, SearchSettings, resolve_settings, search
 from inpaint.texture import MIN_UPSCALE, match_colours, photo_detail, restore_edges
 
 CROP_MODES = ("auto", "face", "context", "whole")
@@ -275,24 +277,94 @@ def _unchanged(image: Image.Image) -> FillResult:
     return FillResult(same, same, [same], 0.0, 0.0, [0.0], None, "none", 0.0, ["mask is empty; image unchanged"])
 
 
-def fill_images(
+def host_workers(checkpoint: Checkpoint) -> int:
+    """Threads for the per-photo host work around a search (framing, warping back, blending): one
+    when the networks run on the CPU, whose cores the search already uses; else the free cores."""
+    if next(checkpoint.generator.parameters()).device.type == "cpu":
+        return 1
+    return max(1, min(8, available_cores()))
+
+
+def _map(function: Callable, values: list, workers: int) -> list:
+    """`function` over `values` in order, on `workers` threads (OpenCV and NumPy release the GIL)."""
+    if workers <= 1 or len(values) <= 1:
+        return [function(value) for value in values]
+    with ThreadPoolExecutor(min(workers, len(values))) as pool:
+        return list(pool.map(function, values))
+
+
+@dataclass
+class SearchedFills:
+    """Photos whose search is done and whose fills are still to be finished on the host (warped
+    back, given detail, blended): `finish` may run on another thread while the next batch searches."""
+
+    checkpoint: Checkpoint
+    request: FillRequest
+    seed: int
+    prepared: dict[int, _Prepared]
+    outputs: list[FillResult | None]
+    searched: list[int]
+    result: SearchResult | None
+    per_image: float  # seconds of framing and search per photo
+
+    def finish(self, workers: int = 1) -> list[FillResult]:
+        """Every photo's FillResult, in the order they were given."""
+        indices = list(self.prepared)
+        for index, output in zip(indices, _map(self._finish_one, indices, workers)):
+            self.outputs[index] = output
+        return self.outputs
+
+    def _finish_one(self, index: int) -> FillResult:
+        item, crop, blend = self.prepared[index], self.request.crop, self.request.blend
+        t0 = time.perf_counter()
+        region = _hole_region(item.hole)
+        if item.view is None:
+            return _classical_result(item, region, self.per_image + time.perf_counter() - t0, item.notes)
+        i = self.searched.index(index)
+        result = self.result
+        if (
+            crop == "auto"
+            and not item.view.confirmed
+            and not _fills_show_a_face(self.checkpoint, item, result.candidates[i])
+        ):
+            return _classical_result(item, region, self.per_image + time.perf_counter() - t0, [NO_FACE_NOTE])
+        fills = [self.checkpoint.to_pixels(fill).permute(1, 2, 0).numpy() * 255 for fill in result.candidates[i]]
+        finished = _finish(item, fills, blend, self.seed)
+        raw_best, best = finished[0]
+        image = _to_output(item, region, best)
+        return FillResult(
+            image=image,
+            raw=(_to_output(item, region, raw_best) if blend else image) if self.request.keep_raw else None,
+            candidates=[image] + [_to_output(item, region, shown) for _, shown in finished[1:]],
+            context_loss=float(result.context_loss[i]),
+            perceptual_loss=float(result.perceptual_loss[i]),
+            candidate_losses=[float(v) for v in result.candidate_context_loss[i]],
+            view=item.view,
+            framing=item.view.how,
+            seconds=self.per_image + time.perf_counter() - t0,
+            notes=item.notes,
+        )
+
+
+def search_fills(
     checkpoint: Checkpoint,
     items: list[FillItem] | list[tuple[Image.Image, np.ndarray]],
     request: FillRequest = FillRequest(),
     callback: Callable[[SearchProgress], bool | None] | None = None,
-) -> list[FillResult]:
-    """Inpaint photos in one search batch: FillItems, or (image, hole) pairs, as `request` says.
-    `callback` gets the search's progress (returning True stops it)."""
-    settings, blend, crop, keep_raw = request.search, request.blend, request.crop, request.keep_raw
+    workers: int = 1,
+) -> SearchedFills:
+    """Frame the photos (on `workers` threads) and search them all in one batch; the fills are
+    finished by the returned object's `finish`."""
+    settings, crop = request.search, request.crop
     started = time.perf_counter()
     items = [item if isinstance(item, FillItem) else FillItem(*item) for item in items]
     outputs: list[FillResult | None] = [None] * len(items)
-    prepared: dict[int, _Prepared] = {}
+    holed = [index for index, item in enumerate(items) if item.hole.any()]
     for index, item in enumerate(items):
-        if item.hole.any():
-            prepared[index] = _prepare(checkpoint, item, crop)
-        else:  # nothing to fill: the image comes back as it is
+        if not item.hole.any():  # nothing to fill: the image comes back as it is
             outputs[index] = _unchanged(item.image)
+    framed = _map(lambda index: _prepare(checkpoint, items[index], crop), holed, workers)
+    prepared = dict(zip(holed, framed))
     searched = [index for index, item in prepared.items() if item.view is not None]
     if crop == "auto" and any(not prepared[i].view.confirmed for i in searched):
         # A face only the framer vouched for is kept if a fill shows it to a detector: with more
@@ -309,37 +381,21 @@ def fill_images(
             callback,
         )
     per_image = (time.perf_counter() - started) / max(len(prepared), 1)
-    for index, item in prepared.items():
-        t0 = time.perf_counter()
-        region = _hole_region(item.hole)
-        if item.view is None:
-            outputs[index] = _classical_result(item, region, per_image + time.perf_counter() - t0, item.notes)
-            continue
-        i = searched.index(index)
-        if (
-            crop == "auto"
-            and not item.view.confirmed
-            and not _fills_show_a_face(checkpoint, item, result.candidates[i])
-        ):
-            outputs[index] = _classical_result(item, region, per_image + time.perf_counter() - t0, [NO_FACE_NOTE])
-            continue
-        fills = [checkpoint.to_pixels(fill).permute(1, 2, 0).numpy() * 255 for fill in result.candidates[i]]
-        finished = _finish(item, fills, blend, settings.seed)
-        raw_best, best = finished[0]
-        image = _to_output(item, region, best)
-        outputs[index] = FillResult(
-            image=image,
-            raw=(_to_output(item, region, raw_best) if blend else image) if keep_raw else None,
-            candidates=[image] + [_to_output(item, region, shown) for _, shown in finished[1:]],
-            context_loss=float(result.context_loss[i]),
-            perceptual_loss=float(result.perceptual_loss[i]),
-            candidate_losses=[float(v) for v in result.candidate_context_loss[i]],
-            view=item.view,
-            framing=item.view.how,
-            seconds=per_image + time.perf_counter() - t0,
-            notes=item.notes,
-        )
-    return outputs
+    return SearchedFills(checkpoint, request, settings.seed, prepared, outputs, searched, result, per_image)
+
+
+def fill_images(
+    checkpoint: Checkpoint,
+    items: list[FillItem] | list[tuple[Image.Image, np.ndarray]],
+    request: FillRequest = FillRequest(),
+    callback: Callable[[SearchProgress], bool | None] | None = None,
+    workers: int | None = None,
+) -> list[FillResult]:
+    """Inpaint photos in one search batch: FillItems, or (image, hole) pairs, as `request` says.
+    `callback` gets the search's progress (returning True stops it). `workers`: threads for the
+    per-photo host work (None: host_workers)."""
+    workers = host_workers(checkpoint) if workers is None else workers
+    return search_fills(checkpoint, items, request, callback, workers).finish(workers)
 
 
 def describe_view(result: FillResult) -> str:

@@ -510,3 +510,40 @@ def search(
         candidate_context_loss=context[image_rows, top].cpu(),
         iterations=run.ran.cpu(),
     )
+
+
+# --- How many images one search takes at once ------------------------------------------------------
+
+CPU_BATCH = 16  # on the CPU a step's time grows with the batch from the start: small batches show progress sooner
+MAX_AUTO_BATCH = 1024  # on a GPU a step's time grows linearly past this size (gains end, latency grows)
+MEMORY_SHARE = 0.5  # of the free GPU memory: room for the graph's pool, the photos and other processes
+
+
+def batch_size_for(free_bytes: int, bytes_per_image: int, cap: int = MAX_AUTO_BATCH) -> int:
+    """Images per search that fit MEMORY_SHARE of `free_bytes` at `bytes_per_image`; 1 to `cap`."""
+    return max(1, min(cap, int(free_bytes * MEMORY_SHARE) // max(1, bytes_per_image)))
+
+
+def search_bytes_per_image(checkpoint: Checkpoint, settings: SearchSettings, probe: int = 8) -> int:
+    """The GPU memory one image's search takes at its peak, measured by searching `probe` blank
+    images for a couple of steps (all its starts, activations and gradients included)."""
+    device = next(checkpoint.generator.parameters()).device
+    size, channels = checkpoint.config.image_size, checkpoint.config.channels
+    known = torch.ones(probe, 1, size, size)
+    known[:, :, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 0
+    torch.cuda.synchronize(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    search(checkpoint, torch.zeros(probe, channels, size, size), known, replace(settings, iterations=2, patience=0))
+    torch.cuda.synchronize(device)
+    return -(-(torch.cuda.max_memory_allocated(device) - base) // probe)
+
+
+def auto_batch_size(checkpoint: Checkpoint, settings: SearchSettings) -> int:
+    """Images per search: CPU_BATCH off CUDA; on CUDA as many as half the free memory holds (capped)."""
+    device = next(checkpoint.generator.parameters()).device
+    if device.type != "cuda":
+        return CPU_BATCH
+    settings = resolve_settings(checkpoint, settings)
+    free, _ = torch.cuda.mem_get_info(device)
+    return batch_size_for(free, search_bytes_per_image(checkpoint, settings))

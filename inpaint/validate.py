@@ -107,5 +107,15 @@ def count_arg(low: int = 1, high: int = MAX_COUNT) -> Callable[[str], int]:
     return number_arg(low, high, integer=True)  # type: ignore[return-value]
 
 
+def auto_or(parse: Callable[[str], float | int]) -> Callable[[str], float | int | str]:
+    """An argparse `type=` that takes the word auto, or what `parse` takes."""
+
+    def parse_or_auto(text: str) -> float | int | str:
+        return "auto" if text == "auto" else parse(text)
+
+    parse_or_auto.__name__ = parse.__name__
+    return parse_or_auto
+
+
 SEED_MAX = 2**63 - 1  # numpy's and torch's generators take seeds in [0, 2**63)
 seed_arg = number_arg(0, SEED_MAX, integer=True)

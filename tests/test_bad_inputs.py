@@ -455,6 +455,7 @@ CASES = [
     bad("batch-fraction-2", f"{BATCH} --mask-kind centre --fraction 2", "--fraction", "2"),
     bad("batch-batch-size-0", f"{BATCH} --batch-size 0", "--batch-size", "0"),
     bad("batch-batch-size-huge", f"{BATCH} --batch-size 5000", "--batch-size", "5000"),
+    bad("batch-batch-size-word", f"{BATCH} --batch-size many", "--batch-size", "many"),
     bad("batch-input-missing", f"batch {{missing}} {{ws}}/bout {CKPT} {FAST}", "{missing}", "does not exist"),
     bad("batch-input-is-a-file", f"batch {{afile}} {{ws}}/bout {CKPT} {FAST}", "{afile}"),
     bad("batch-output-inside-input", f"batch {{tree}} {{tree}}/out {CKPT} {FAST}", "outside the input folder"),

@@ -262,6 +262,19 @@ def test_a_graphed_search_reports_progress_and_stops_when_asked(default_on_gpu):
 
 
 @gpu
+def test_batch_size_on_the_gpu_comes_from_its_free_memory(default_on_gpu):
+    from inpaint.search import auto_batch_size, search_bytes_per_image
+
+    per_image = search_bytes_per_image(default_on_gpu, SearchSettings(restarts=1))
+    assert 100_000 < per_image < 500_000_000  # activations of G and D for one 64×64 image, plausibly
+    size = auto_batch_size(default_on_gpu, SearchSettings())
+    assert 64 <= size <= 1024  # a data-centre GPU holds far more than the CPU's 16
+    images, known = _model_faces(default_on_gpu, size)
+    result = search(default_on_gpu, images, known, SearchSettings(iterations=3))
+    assert torch.isfinite(result.context_loss).all()
+
+
+@gpu
 def test_bf16_search_on_the_gpu_runs_and_matches_fp32(default_on_gpu):
     if not torch.cuda.is_bf16_supported():
         pytest.skip(f"{torch.cuda.get_device_name()} has no bf16")

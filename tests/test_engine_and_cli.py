@@ -312,3 +312,45 @@ def test_batch_never_follows_a_link_out_of_the_input_tree(tmp_path, tiny_checkpo
     linked = [r for r in report if "/up/" in r["input"]]
     assert linked and all(r["status"] == "skipped" and "outside the input folder" in r["note"] for r in linked)
     assert len({r["input"] for r in report}) == len(report)  # one record per input, reruns included
+
+
+def test_host_work_on_several_threads_gives_the_same_fills(checkpoint):
+    """A GPU search hands framing and finishing to threads; they must not change a pixel."""
+    holes = [np.zeros((30, 40), bool), np.zeros((32, 32), bool), np.zeros((40, 60), bool)]
+    holes[0][5:15, 10:25] = True
+    holes[2][20:35, 5:30] = True  # holes[1] stays empty: that photo comes back unchanged
+    items = [(photo(w, h, seed=i), hole) for i, ((h, w), hole) in enumerate((h.shape, h) for h in holes)]
+    alone = fill_images(checkpoint, items, FillRequest(FAST), workers=1)
+    threaded = fill_images(checkpoint, items, FillRequest(FAST), workers=3)
+    assert [r.framing for r in alone] == [r.framing for r in threaded] and alone[1].framing == "none"
+    for a, b in zip(alone, threaded):
+        assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+        assert a.context_loss == b.context_loss
+
+
+def test_batch_finishing_one_batch_while_the_next_searches_keeps_order_and_failures(tmp_path, checkpoint, monkeypatch):
+    from inpaint.engine import SearchedFills
+
+    make_tree(tmp_path / "in")
+    masks = MaskSource()
+    finish = SearchedFills.finish
+
+    def finish_or_break(self, workers=1):
+        if any(item.original.size == (32, 32) for item in self.prepared.values()):
+            raise RuntimeError("blend broke")
+        return finish(self, workers)
+
+    monkeypatch.setattr(SearchedFills, "finish", finish_or_break)
+    runs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        jobs = [j for j in plan_jobs(tmp_path / "in", out, masks) if j.source.stem in ("one", "two", "three")]
+        records = list(run_batch(checkpoint, jobs, out, masks, FillRequest(FAST), batch_size=1, workers=workers))
+        runs[workers] = ([(Path(r["input"]).name, r["status"]) for r in records], tree_digest(out), records)
+    assert runs[1][0] == runs[2][0]  # the same records in the same (the jobs') order
+    assert [name for name, _ in runs[2][0]] == [job.source.name for job in jobs]
+    assert dict(runs[2][0]) == {"one.png": "ok", "two.jpg": "failed", "three.png": "ok"}
+    assert all("blend broke" in r["error"] for r in runs[2][2] if r["status"] == "failed")
+    outputs = {name: digest for name, digest in runs[2][1].items() if name != "report.jsonl"}
+    assert outputs == {name: digest for name, digest in runs[1][1].items() if name != "report.jsonl"}
+    assert set(outputs) == {"one.png", "a/b/three.png"}

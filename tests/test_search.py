@@ -318,3 +318,14 @@ def test_context_weights_match_a_convolution_of_the_mask():
         missing = F.conv2d(1 - known, kernel, padding=size // 2)
         present = F.conv2d(torch.ones_like(known), kernel, padding=size // 2)
         assert torch.allclose(context_weights(known, size), known * missing / present, atol=1e-6)
+
+
+def test_batch_size_follows_free_memory_within_bounds(tiny_checkpoint):
+    from inpaint.search import CPU_BATCH, MAX_AUTO_BATCH, auto_batch_size, batch_size_for
+
+    mb = 2**20
+    assert batch_size_for(100 * mb, 4 * mb) == 12  # half of 100 MB at 4 MB an image
+    assert batch_size_for(80_000 * mb, 4 * mb) == MAX_AUTO_BATCH
+    assert batch_size_for(1 * mb, 4 * mb) == 1  # never none: the search then runs one at a time
+    assert batch_size_for(100 * mb, 4 * mb, cap=8) == 8
+    assert auto_batch_size(tiny_checkpoint, SearchSettings()) == CPU_BATCH  # on the CPU
