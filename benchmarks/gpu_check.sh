@@ -130,8 +130,8 @@ if [ "$QUICK" = 1 ]; then
 else
   run_part cuda-tests 120 "${PYTEST[@]}" -v -m cuda ${IGNORES[@]+"${IGNORES[@]}"}
   run_part known-failures 150 "${PYTEST[@]}" -v "${KNOWN[@]}"
-  run_part search-speed 60 "$PYTHON" benchmarks/search_speed.py --device "$DEVICE" \
-    --batches 1 16 64 256 1024 4096 --iterations 20
+  run_part search-speed 90 "$PYTHON" benchmarks/search_speed.py --device "$DEVICE" \
+    --batches 1 16 64 256 1024 4096 --iterations 20 --faces 1024
   run_part train-speed 100 "$PYTHON" benchmarks/train_speed.py --device "$DEVICE" --batch-size 64 256 1024 --steps 30
   if [ "$DEVICE" != cpu ]; then  # what the deterministic kernels cost the trainer
     run_part train-speed-fast 30 env INPAINT_CUDA_DETERMINISTIC=0 "$PYTHON" benchmarks/train_speed.py \

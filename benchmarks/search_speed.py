@@ -1,6 +1,7 @@
 """Latent-search speed: ms per iteration at several batch sizes and precisions, and the time to fill
 one 64×64 face and 64 faces with each start's default settings (random latents; the encoder's
-prediction when the checkpoint has an encoder), on the CPU or a GPU.
+prediction when the checkpoint has an encoder), on the CPU or a GPU. On CUDA the search replays its
+step as a CUDA graph; the "fp32 eager" column is the same search launching every kernel itself.
 
   python benchmarks/search_speed.py [--checkpoint C] [--device auto|cpu|cuda] [--batches 1 16 64 256]
                                     [--iterations 20] [--faces 64]
@@ -9,6 +10,7 @@ prediction when the checkpoint has an encoder), on the CPU or a GPU.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +36,8 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def per_iteration_ms(checkpoint, batch: int, precision: str, iterations: int) -> float:
+def per_iteration_ms(checkpoint, batch: int, precision: str, iterations: int, graphs: bool = True) -> float:
+    os.environ["INPAINT_CUDA_GRAPHS"] = "1" if graphs else "0"
     size = checkpoint.config.image_size
     device = next(checkpoint.generator.parameters()).device
     images = torch.rand(batch, checkpoint.config.channels, size, size) * 2 - 1
@@ -45,6 +48,7 @@ def per_iteration_ms(checkpoint, batch: int, precision: str, iterations: int) ->
     started = time.perf_counter()
     search(checkpoint, images, known, settings)
     synchronize(device)
+    os.environ.pop("INPAINT_CUDA_GRAPHS")
     return (time.perf_counter() - started) / iterations * 1000
 
 
@@ -64,11 +68,13 @@ def main() -> None:
         f"{checkpoint.config.image_size}×{checkpoint.config.image_size}, checkpoint {checkpoint.path}"
     )
     print("\nms per search iteration (G and D forward and backward to z), channels_last")
-    print(f"{'batch':>6} {'fp32':>9} {'bf16':>9}")
+    cuda = device.type == "cuda"
+    print(f"{'batch':>6} {'fp32':>9} {'bf16':>9}" + (f" {'fp32 eager':>11}" if cuda else ""))
     for batch in args.batches:
         fp32 = per_iteration_ms(checkpoint, batch, "fp32", args.iterations)
         bf16 = per_iteration_ms(checkpoint, batch, "bf16", args.iterations)
-        print(f"{batch:>6} {fp32:>9.1f} {bf16:>9.1f}", flush=True)
+        eager = f" {per_iteration_ms(checkpoint, batch, 'fp32', args.iterations, graphs=False):>11.2f}" if cuda else ""
+        print(f"{batch:>6} {fp32:>9.2f} {bf16:>9.2f}{eager}", flush=True)
     if args.faces <= 0:
         return
 
@@ -77,7 +83,10 @@ def main() -> None:
     pictures = [Image.open(faces[i % len(faces)]).convert("RGB").resize((size, size)) for i in range(args.faces)]
     fill_images(checkpoint, [(pictures[0], make_mask("centre", size, size))], FillRequest(SearchSettings(iterations=2)))
     print("\nfilling faces with the engine, start to finish")
-    print(f"{'hole':>8} {'start':>8} {'iterations × starts':>20} {'one face s':>11} {f'{args.faces} faces s/face':>16}")
+    print(
+        f"{'hole':>8} {'start':>8} {'iterations × starts':>20} {'one face s':>11} {f'{args.faces} faces s/face':>16}"
+        f" {'faces/s':>8}"
+    )
     for kind in ("centre", "random"):  # a compact hole, and a scattered one (it searches longer)
         hole = make_mask(kind, size, size)
         starts = (["random"] if kind == "centre" else []) + (["encoder"] if checkpoint.encoder is not None else [])
@@ -94,7 +103,8 @@ def main() -> None:
             synchronize(device)
             per_face = (time.perf_counter() - started) / args.faces
             counts = f"{budget} × {settings.restarts}"
-            print(f"{kind:>8} {init:>8} {counts:>20} {single:>11.2f} {per_face:>16.3f}", flush=True)
+            rate = 1 / per_face
+            print(f"{kind:>8} {init:>8} {counts:>20} {single:>11.3f} {per_face:>16.4f} {rate:>8.1f}", flush=True)
     precision = search_precision(device, SearchSettings().precision)
     print(
         f"(defaults of each start, early stop after {SearchSettings().patience} iterations without improvement, "
