@@ -133,9 +133,11 @@ else
   run_part search-speed 90 "$PYTHON" benchmarks/search_speed.py --device "$DEVICE" \
     --batches 1 16 64 256 1024 4096 --iterations 20 --faces 1024
   run_part train-speed 100 "$PYTHON" benchmarks/train_speed.py --device "$DEVICE" --batch-size 64 256 1024 --steps 30
-  if [ "$DEVICE" != cpu ]; then  # what the deterministic kernels cost the trainer
+  if [ "$DEVICE" != cpu ]; then  # what the deterministic kernels cost the trainer, and what compiling gains
     run_part train-speed-fast 30 env INPAINT_CUDA_DETERMINISTIC=0 "$PYTHON" benchmarks/train_speed.py \
       --device "$DEVICE" --batch-size 64 --steps 30
+    run_part train-speed-graphs 90 env INPAINT_CUDA_DETERMINISTIC=0 "$PYTHON" benchmarks/train_speed.py \
+      --device "$DEVICE" --batch-size 64 --steps 30 --warmup 15 --compile reduce-overhead
   fi
   # -v: a line per test as it ends, so a timed-out run still shows what passed and what failed.
   run_part suite 400 "${PYTEST[@]}" -v --durations=15 -m "not browser and not cuda" ${IGNORES[@]+"${IGNORES[@]}"} \
@@ -154,7 +156,7 @@ for part in cuda-tests known-failures suite; do
   grep -E '^(XPASS|SKIPPED) ' "$LOGS/$part.log" | head -n 12
   grep -E '^=+ .*(passed|failed|error|skipped|deselected).* =+$' "$LOGS/$part.log" | tail -n 1
 done
-for part in environment search-speed train-speed train-speed-fast; do
+for part in environment search-speed train-speed train-speed-fast train-speed-graphs; do
   [ -f "$LOGS/$part.log" ] || continue
   echo "-- $part"
   tr '\r' '\n' <"$LOGS/$part.log" | grep -v -E '%\||^\s*$' | tail -n 30  # no progress bars

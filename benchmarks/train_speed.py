@@ -7,7 +7,9 @@ For each setting (fp32; bf16 + channels_last; on a GPU also bf16 alone) it measu
 and prints the ratio. On CUDA both run with the trainer's deterministic kernels
 (training.loop.cuda_determinism; INPAINT_CUDA_DETERMINISTIC=0 turns them off for both). Usage:
   python benchmarks/train_speed.py [--data DIR] [--device auto|cpu|cuda] [--batch-size 64 [256 …]]
-                                   [--image-size 64] [--steps 40] [--images 2048]
+                                   [--image-size 64] [--steps 40] [--images 2048] [--compile MODE]
+--compile runs both under torch.compile in that mode (reduce-overhead: CUDA graphs on a GPU); the
+warm-up steps then include compiling, so give enough of them (--warmup).
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from inpaint.device import (  # noqa: E402
     select_device,
 )
 from inpaint.models import Discriminator, Generator, ModelConfig  # noqa: E402
-from inpaint_training.loop import cuda_determinism, train  # noqa: E402
-from inpaint_training.options import TrainOptions  # noqa: E402
+from inpaint_training.loop import compiled, cuda_determinism, train  # noqa: E402
+from inpaint_training.options import COMPILE_MODES, TrainOptions  # noqa: E402
+from inpaint_training.state import adam_for  # noqa: E402
 
 
 def make_jpeg_folder(folder: Path, count: int) -> Path:
@@ -59,6 +62,7 @@ def trainer_rate(
         steps=args.warmup + args.steps,
         precision=precision,
         channels_last=channels_last,
+        compile=args.compile,
         log_every=args.warmup,
         sample_every=10**9,
         checkpoint_every=10**9,
@@ -77,21 +81,22 @@ def bare_rate(args, batch: int, device: torch.device, precision: str, channels_l
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     G = Generator(config).to(device, memory_format=fmt)
     D = Discriminator(config).to(device, memory_format=fmt)
-    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_g = adam_for(G.parameters(), 2e-4, (0.5, 0.999), device)
+    opt_d = adam_for(D.parameters(), 2e-4, (0.5, 0.999), device)
+    g_step, d_step = compiled(G, args.compile), compiled(D, args.compile)
     real = (torch.rand(batch, 3, args.image_size, args.image_size, device=device) * 2 - 1).contiguous(memory_format=fmt)
 
     def step() -> None:
         z = torch.rand(batch, config.latent_dim, device=device) * 2 - 1
         with autocast(device, precision):
-            fake = G(z)
-            loss_d = F.softplus(-D(real).float()).mean() + F.softplus(D(fake.detach()).float()).mean()
+            fake = g_step(z)
+            loss_d = F.softplus(-d_step(real).float()).mean() + F.softplus(d_step(fake.detach()).float()).mean()
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
         D.requires_grad_(False)
         with autocast(device, precision):
-            loss_g = F.softplus(-D(fake).float()).mean()
+            loss_g = F.softplus(-d_step(fake).float()).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -117,6 +122,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--images", type=int, default=2048, help="generated JPEGs when --data is not given")
+    parser.add_argument("--compile", choices=COMPILE_MODES, default="off", help="torch.compile G and D (default off)")
     args = parser.parse_args()
     device = select_device(args.device)
 
@@ -131,6 +137,7 @@ def main() -> None:
     if device.type == "cuda":
         exact = os.environ.get("INPAINT_CUDA_DETERMINISTIC", "1") != "0"
         print(f"deterministic CUDA kernels: {'on' if exact else 'off (INPAINT_CUDA_DETERMINISTIC=0)'}")
+    print(f"torch.compile: {args.compile}")
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or make_jpeg_folder(Path(tmp) / "data", args.images)
         rows = []

@@ -389,3 +389,26 @@ def test_cuda_steps_do_not_wait_for_the_gpu_and_resume_on_the_cpu(synthetic_fold
         tiny_options(synthetic_folder, tmp_path / "cpu", steps=4, device="cuda"), resume=True, **QUIET_RUN
     )
     assert gpu_resumed.step == 4
+
+
+@pytest.mark.slow
+def test_compiled_networks_train_like_eager_ones(synthetic_folder, tmp_path):
+    """--compile runs G and D through torch.compile (on a GPU, with CUDA graphs): the same training,
+    up to the rounding of fused kernels."""
+    from inpaint.latent import LatentPrior
+    from inpaint_training.state import TrainState
+
+    runs = {}
+    for mode in ("off", "default"):
+        options = tiny_options(synthetic_folder, tmp_path / mode, steps=3, compile=mode)
+        train(options, **QUIET_RUN)
+        losses = [(r["loss_d"], r["loss_g"]) for r in read_stats(tmp_path / mode / "stats.jsonl") if "loss_d" in r]
+        runs[mode] = (losses, torch.cat([w.flatten() for w in all_weights(tmp_path / mode)]))
+    assert json.loads((tmp_path / "default" / "training_options.json").read_text())["compile"] == "default"
+    assert torch.allclose(torch.tensor(runs["off"][0]), torch.tensor(runs["default"][0]), rtol=1e-3)
+    options = tiny_options(synthetic_folder, tmp_path / "x")
+    start = TrainState.create(options, LatentPrior("uniform"), torch.device("cpu"))
+    initial = torch.cat([w.flatten() for m in (start.generator, start.discriminator) for w in m.state_dict().values()])
+    moved = (runs["off"][1] - initial).abs().mean()
+    assert moved > 0
+    assert (runs["default"][1] - runs["off"][1]).abs().mean() < 0.1 * moved

@@ -15,7 +15,7 @@ from inpaint.fileio import check_output
 from inpaint.latent import PRIOR_KINDS
 from inpaint.models import SUPPORTED_IMAGE_SIZES
 from inpaint_training.limits import TRAIN_LIMITS
-from inpaint_training.options import DEFAULT_EPOCHS, TrainOptions
+from inpaint_training.options import COMPILE_MODES, DEFAULT_EPOCHS, TrainOptions
 
 _DEFAULTS = TrainOptions()
 
@@ -102,6 +102,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     speed.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), bf16, fp16 (GPU only)")
     speed.add_argument(
         "--channels-last", action="store_true", default=None, help="channels_last memory format (faster with bf16)"
+    )
+    speed.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        help="torch.compile G and D: off (default), default, reduce-overhead (on a GPU: CUDA graphs too), "
+        "max-autotune; the first steps then take a while to compile",
     )
     speed.add_argument(
         "--workers", type=_limit("workers"), help="processes decoding images at start (default: up to 4)"

@@ -29,7 +29,10 @@ FIXED_ON_RESUME = (
     "batch_size",
     "seed",
 )
-TEXT_FIELDS = ("data", "out", "prior", "diffaug", "device", "precision")
+TEXT_FIELDS = ("data", "out", "prior", "diffaug", "device", "precision", "compile")
+# torch.compile's modes for G and D ("off": eager). On a GPU "reduce-overhead" also records the
+# compiled steps as CUDA graphs, which is what a launch-bound small DCGAN needs.
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 OPTIONAL_FIELDS = ("lr_d", "eval_every", "epochs", "steps", "minutes", "workers")  # None: not given
 # G and D together: weights, gradients and Adam's two moments take 16 bytes a parameter, so 2 billion
 # (32 GB) is beyond any single accelerator's share for a DCGAN; the default 64×64 pair has 6 million.
@@ -64,6 +67,7 @@ class TrainOptions:
     device: str = "auto"
     precision: str = "fp32"
     channels_last: bool = False
+    compile: str = "off"  # COMPILE_MODES
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 1000
@@ -80,6 +84,8 @@ class TrainOptions:
         for name in TEXT_FIELDS:
             if not isinstance(getattr(self, name), str):
                 raise UserError(f"{label(name)}: must be text, got {getattr(self, name)!r}")
+        if self.compile not in COMPILE_MODES:
+            raise UserError(f"{label('compile')}: must be one of {', '.join(COMPILE_MODES)}, not {self.compile!r}")
         if not isinstance(self.channels_last, bool):
             raise UserError(f"{label('channels_last')}: must be true or false, got {self.channels_last!r}")
         check_all(self, TRAIN_LIMITS, label, optional=OPTIONAL_FIELDS)
