@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from inpaint.checkpoint import Checkpoint
-from inpaint.engine import FaceBox, FillItem, FillRequest, FillResult, host_workers, search_fills
+from inpaint.engine import FaceBox, FillItem, FillRequest, FillResult, SearchedFills, host_workers, search_fills
 from inpaint.errors import UserError
 from inpaint.fileio import remove_stale_temporaries, write_text_atomic
 from inpaint.images import find_images, save_image
@@ -139,7 +139,7 @@ def run_batch(
                 }
             )
 
-    def saved(batch: Pending, results: list[FillResult], started: float) -> Iterator[dict]:
+    def saved(batch: Pending, results: list[FillResult], seconds: float) -> Iterator[dict]:
         for (job, _), result in zip(batch, results):
             save_image(result.image, job.output)
             yield record(
@@ -151,28 +151,39 @@ def run_batch(
                     "perceptual_loss": round(result.perceptual_loss, 6),
                     "framing": result.framing,
                     **({"view": result.view.describe()} if result.view else {}),
-                    "seconds": round((time.perf_counter() - started) / len(batch), 3),
+                    "seconds": round(seconds / len(batch), 3),
                     **({"note": "; ".join(result.notes)} if result.notes else {}),
                 }
             )
 
     def start(batch: Pending, finisher: ThreadPoolExecutor | None) -> Callable[[], Iterator[dict]]:
-        """Search the batch now; returns what waits for its fills and yields its records."""
+        """Search the batch now and finish its fills (on `finisher` when there is one, while the
+        caller goes on); returns what waits for them and yields the batch's records."""
         started = time.perf_counter()
+
+        def finish(searched: SearchedFills, search_seconds: float) -> tuple[list[FillResult], float]:
+            # Its own time: with a finisher, the next batch's search runs between search and finish.
+            finishing = time.perf_counter()
+            return searched.finish(workers), search_seconds + time.perf_counter() - finishing
+
         try:
             searched = search_fills(checkpoint, [FillItem(*item) for _, item in batch], request, workers=workers)
-            outcome = finisher.submit(searched.finish, workers) if finisher else searched.finish(workers)
+            seconds = time.perf_counter() - started
+            outcome = finisher.submit(finish, searched, seconds) if finisher else finish(searched, seconds)
         except Exception as error:
             problem = error  # `error` is cleared when the except block ends
             return lambda: failed(batch, problem)
 
         def records() -> Iterator[dict]:
             try:
-                results = outcome.result() if finisher else outcome
+                if finisher:
+                    results, seconds = outcome.result()
+                else:
+                    results, seconds = outcome
             except Exception as error:
                 yield from failed(batch, error)
                 return
-            yield from saved(batch, results, started)
+            yield from saved(batch, results, seconds)
 
         return records
 
@@ -182,11 +193,15 @@ def run_batch(
 
         def flush() -> Iterator[dict]:
             nonlocal in_flight, pending
-            searched = start(pending, finisher)  # the batch before finishes meanwhile
+            searched = start(pending, finisher)  # with a finisher, the batch before finishes meanwhile
             pending = []
             if in_flight is not None:
                 yield from in_flight()
-            in_flight = searched
+            in_flight = None
+            if finisher is None:  # finished already: written and recorded at once
+                yield from searched()
+            else:
+                in_flight = searched
 
         for job in jobs:
             if job.output.exists():  # done by an earlier run: its record stays as it was

@@ -242,10 +242,9 @@ def _batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from inpaint.batch import REPORT_FILE, plan_jobs, run_batch
-    from inpaint.engine import FillRequest
+    from inpaint.engine import FillRequest, fill_batch_size
     from inpaint.fileio import check_output
     from inpaint.masks import MaskSource
-    from inpaint.search import auto_batch_size
 
     if args.mask_dir and args.mask_kind:
         raise UserError("give at most one of --mask-dir and --mask-kind (default: NAME_mask.png beside each image)")
@@ -263,7 +262,7 @@ def _batch(args: argparse.Namespace) -> int:
     counts: Counter[str] = Counter()
     with tqdm(total=len(jobs), unit="img", desc="inpainting") as bar:
         request = FillRequest(_search_settings(args), crop=args.crop, blend=not args.no_blend)
-        batch_size = auto_batch_size(checkpoint, request.search) if args.batch_size == "auto" else args.batch_size
+        batch_size = fill_batch_size(checkpoint, request) if args.batch_size == "auto" else args.batch_size
         bar.write(f"{batch_size} images per search batch")
         for entry in run_batch(checkpoint, jobs, out_dir, masks, request, batch_size):
             counts[entry["status"]] += 1

@@ -36,7 +36,14 @@ from inpaint.locate import (
     whole_framing,
 )
 from inpaint.masks import hole_box
-from inpaint.search import SearchProgress, SearchResult, SearchSettings, resolve_settings, search
+from inpaint.search import (
+    SearchProgress,
+    SearchResult,
+    SearchSettings,
+    auto_batch_size,
+    resolve_settings,
+    search,
+)
 from inpaint.texture import MIN_UPSCALE, match_colours, photo_detail, restore_edges
 
 CROP_MODES = ("auto", "face", "context", "whole")
@@ -283,6 +290,15 @@ def host_workers(checkpoint: Checkpoint) -> int:
     if next(checkpoint.generator.parameters()).device.type == "cpu":
         return 1
     return max(1, min(8, available_cores()))
+
+
+def fill_batch_size(checkpoint: Checkpoint, request: FillRequest) -> int:
+    """Photos per search for `request` (search.auto_batch_size), counting the extra starts that a
+    face which must still be confirmed by its fill is given."""
+    settings = resolve_settings(checkpoint, request.search)
+    if request.crop == "auto" and uses_faces(checkpoint, request.crop):
+        settings = replace(settings, restarts=max(settings.restarts, VERIFY_STARTS))
+    return auto_batch_size(checkpoint, settings)
 
 
 def _map(function: Callable, values: list, workers: int) -> list:

@@ -27,8 +27,10 @@ Either way an image's batch-mates carry on unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -230,11 +232,6 @@ def resolve_batching(device: torch.device, batching: str) -> str:
     return batching
 
 
-def cuda_graphs_enabled() -> bool:
-    """Whether a fixed-shape search on CUDA replays its step as a CUDA graph (INPAINT_CUDA_GRAPHS=0: never)."""
-    return os.environ.get("INPAINT_CUDA_GRAPHS", "1") != "0"
-
-
 class _Search:
     """The state of one search, all on the device: the latents being optimised (n images × k starts,
     one row each), each row's best latent and context loss so far, and which images still search.
@@ -254,7 +251,6 @@ class _Search:
         budget: torch.Tensor,
         batching: str,
         precision: str,
-        graphs: bool,
     ) -> None:
         self.generator, self.discriminator = checkpoint.generator, checkpoint.discriminator
         self.settings, self.batching, self.precision = settings, batching, precision
@@ -268,13 +264,9 @@ class _Search:
         # Adam is elementwise, so a row's steps depend only on its own gradients; the rows of stopped
         # images are never scored again (each row's best latent is kept apart). The fused kernel does
         # the update in one go and keeps its step count on the device (the plain one reads it back to
-        # the host every step); capturable when a CUDA graph replays it.
-        self.optimiser = torch.optim.Adam(
-            [self.variable],
-            lr=settings.lr,
-            fused=True if device.type in ("cpu", "cuda") else None,
-            capturable=graphs,
-        )
+        # the host every step); _Replayed makes it capturable while a CUDA graph records it.
+        fused = True if device.type in ("cpu", "cuda") else None
+        self.optimiser = torch.optim.Adam([self.variable], lr=settings.lr, fused=fused)
         rows = self.n * self.k
         self.best_z = z0.detach().clone()
         self.best_context = torch.full((rows,), math.inf, device=device)
@@ -290,7 +282,7 @@ class _Search:
         return torch.tanh(self.variable) if self.tanh else self.variable
 
     def row_mask(self, per_image: torch.Tensor) -> torch.Tensor:
-        """(n·k,) from (n,): an image's value on each of its rows (a view: no host sync)."""
+        """(n·k,) from (n,): an image's value on each of its rows (no host sync)."""
         return per_image[:, None].expand(self.n, self.k).reshape(-1)
 
     def searching_rows(self) -> torch.Tensor | None:
@@ -387,44 +379,76 @@ class _Search:
 
 
 GRAPH_WARMUP = 3  # eager iterations before a step is captured: Adam's state and cuDNN's choices exist by then
+# One search at a time records or replays graphs on CUDA in this process: a capture must not overlap
+# another thread's capture or device-wide synchronisation (the app serves two requests at once).
+_CUDA_GRAPH_LOCK = threading.Lock()
+_graphs_broken = False  # set by a failed capture: the allocator's state after one cannot be trusted
 
 
-def replayed(step: Callable[[], None], device: torch.device, warn: Callable[[str], None]) -> Callable[[], None]:
-    """`step` (which must read nothing back to the host and keep its tensors in place) run eagerly
-    for GRAPH_WARMUP calls on a side stream, then captured once as a CUDA graph and replayed: one
-    launch per iteration instead of hundreds, so small batches stop being bound by launch latency.
-    A capture that fails warns once and leaves `step` eager."""
-    state: dict[str, object] = {"calls": 0, "graph": None, "eager": False}
+def cuda_graphs_enabled() -> bool:
+    """Whether a fixed-shape search on CUDA replays its step as a CUDA graph: not when
+    INPAINT_CUDA_GRAPHS=0, nor after a capture failed in this process."""
+    return os.environ.get("INPAINT_CUDA_GRAPHS", "1") != "0" and not _graphs_broken
 
-    def run() -> None:
-        graph = state["graph"]
-        if graph is not None:
-            graph.replay()
+
+class _Replayed:
+    """A step (which reads nothing back to the host and keeps its tensors in place) run eagerly for
+    GRAPH_WARMUP calls on a side stream, then captured once as a CUDA graph and replayed: one launch
+    per iteration instead of hundreds, so small batches stop being bound by launch latency. A
+    capture that fails warns, restores the stream and runs the step eagerly from then on (and no
+    later search in this process tries again). The caller holds _CUDA_GRAPH_LOCK and has `device`
+    as the current CUDA device."""
+
+    def __init__(self, step: Callable[[], None], optimiser: torch.optim.Optimizer, device: torch.device) -> None:
+        self.step, self.optimiser, self.device = step, optimiser, device
+        self.side = torch.cuda.Stream(device)  # one for all warm-up calls: its cached blocks are reused
+        self.calls = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.eager = False
+
+    def _capturable(self, on: bool) -> None:
+        # Adam must be capturable while a graph records it; outside a capture torch warns about a
+        # capturable optimiser, so the flag is set only around the capture (the fused kernel keeps
+        # its step count on the device either way).
+        for group in self.optimiser.param_groups:
+            group["capturable"] = on
+
+    def __call__(self) -> None:
+        if self.graph is not None:
+            self.graph.replay()
             return
-        if state["eager"]:
-            step()
+        if self.eager:
+            self.step()
             return
-        if state["calls"] < GRAPH_WARMUP:
-            side, main = torch.cuda.Stream(device), torch.cuda.current_stream(device)
-            side.wait_stream(main)
-            with torch.cuda.stream(side):
-                step()
-            main.wait_stream(side)
-            state["calls"] += 1
+        main = torch.cuda.current_stream(self.device)
+        if self.calls < GRAPH_WARMUP:
+            self.side.wait_stream(main)
+            with torch.cuda.stream(self.side):
+                self.step()
+            main.wait_stream(self.side)
+            self.calls += 1
             return
         graph = torch.cuda.CUDAGraph()
+        self._capturable(True)
         try:
-            with torch.cuda.graph(graph):
-                step()
+            with torch.cuda.graph(graph, stream=torch.cuda.Stream(self.device), capture_error_mode="thread_local"):
+                self.step()
         except Exception as error:  # capture is not promised for every op and driver: stay eager
-            warn(f"the search step could not be recorded as a CUDA graph ({error}); it runs eagerly")
-            state["eager"] = True
-            step()
+            global _graphs_broken
+            _graphs_broken = True
+            torch.cuda.set_stream(main)  # a failed capture leaves its stream current
+            self._capturable(False)
+            cause = error.__context__ or error  # capture_end's complaint hides the first error
+            warnings.warn(
+                f"the search step could not be recorded as a CUDA graph ({cause}); searches run eagerly from now on",
+                stacklevel=2,
+            )
+            torch.cuda.synchronize(self.device)
+            self.eager = True
+            self.step()
             return
-        state["graph"] = graph
+        self.graph = graph
         graph.replay()  # capture records without running: this iteration runs now
-
-    return run
 
 
 def search(
@@ -446,11 +470,36 @@ def search(
     if generator.training or discriminator.training:  # BatchNorm in training mode would mix batch-mates
         raise ValueError("the latent search needs G and D in eval mode")
     device = next(generator.parameters()).device
-    precision = search_precision(device, settings.precision)
     batching = resolve_batching(device, settings.batching)
-    n, k = images.shape[0], settings.restarts
     known = known.cpu()  # the masks' per-image work (distances, windows) is done once, on the host
     reaches = [hole_reach(mask) for mask in known]
+    # Each image's own iteration budget (scattered holes search longer); the loop runs to the largest.
+    scattered = torch.tensor([is_scattered(reach) for reach in reaches], dtype=torch.bool)
+    budget = torch.where(scattered, settings.scattered_iterations, settings.iterations)
+    iterations = int(budget.max()) if len(budget) else 0
+    graphs = batching == "fixed" and device.type == "cuda" and cuda_graphs_enabled() and iterations > GRAPH_WARMUP
+    with contextlib.ExitStack() as held:
+        if graphs:
+            held.enter_context(_CUDA_GRAPH_LOCK)
+            held.enter_context(torch.cuda.device(device))  # graphs record on the current device's streams
+        return _search(checkpoint, images, known, settings, callback, reaches, budget, batching, graphs)
+
+
+def _search(
+    checkpoint: Checkpoint,
+    images: torch.Tensor,
+    known: torch.Tensor,
+    settings: SearchSettings,
+    callback: Callable[[SearchProgress], bool | None] | None,
+    reaches: list[np.ndarray | None],
+    budget: torch.Tensor,
+    batching: str,
+    graphs: bool,
+) -> SearchResult:
+    """search() once its settings, the holes' reaches and budgets and the batching are known."""
+    device = next(checkpoint.generator.parameters()).device
+    precision = search_precision(device, settings.precision)
+    n, k = images.shape[0], settings.restarts
     if settings.weighting == "uniform":
         weights = known.float()
     elif settings.neighbourhood == "auto":
@@ -463,13 +512,9 @@ def search(
         z0 = _encoder_init(checkpoint, images, known, settings).to(device)
     else:
         z0 = _prior_init(checkpoint, n, settings).to(device)
-    # Each image's own iteration budget (scattered holes search longer); the loop runs to the largest.
-    scattered = torch.tensor([is_scattered(reach) for reach in reaches], dtype=torch.bool)
-    budget = torch.where(scattered, settings.scattered_iterations, settings.iterations)
     iterations = int(budget.max()) if n else 0
-    graphs = batching == "fixed" and device.type == "cuda" and cuda_graphs_enabled() and iterations > GRAPH_WARMUP
-    run = _Search(checkpoint, settings, targets, weights, z0, budget.to(device), batching, precision, graphs)
-    step = replayed(run.iterate, device, warnings.warn) if graphs else run.iterate
+    run = _Search(checkpoint, settings, targets, weights, z0, budget.to(device), batching, precision)
+    step = _Replayed(run.iterate, run.optimiser, device) if graphs else run.iterate
 
     stopped_by_callback = False
     reported = -1
@@ -534,7 +579,10 @@ def search_bytes_per_image(checkpoint: Checkpoint, settings: SearchSettings, pro
     torch.cuda.synchronize(device)
     base = torch.cuda.memory_allocated(device)
     torch.cuda.reset_peak_memory_stats(device)
-    search(checkpoint, torch.zeros(probe, channels, size, size), known, replace(settings, iterations=2, patience=0))
+    # Past the warm-up, so that a CUDA graph's memory pool is counted too.
+    steps = GRAPH_WARMUP + 2
+    probe_settings = replace(settings, iterations=steps, scattered_iterations=steps, patience=0)
+    search(checkpoint, torch.zeros(probe, channels, size, size), known, probe_settings)
     torch.cuda.synchronize(device)
     return -(-(torch.cuda.max_memory_allocated(device) - base) // probe)
 

@@ -247,6 +247,35 @@ def test_the_search_replays_a_cuda_graph_with_the_eager_results(default_on_gpu, 
 
 
 @gpu
+def test_two_threads_searching_on_one_gpu_get_their_own_results(default_on_gpu):
+    """The app serves two requests at once: their graph captures must not meet."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images, known = _model_faces(default_on_gpu, 4)
+    settings = SearchSettings(precision="fp32", batching="fixed")
+    alone = search(default_on_gpu, images, known, settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a failed capture warns
+        with ThreadPoolExecutor(2) as pool:
+            together = list(pool.map(lambda _: search(default_on_gpu, images, known, settings), range(4)))
+    for result in together:
+        assert torch.allclose(result.z, alone.z, atol=1e-4)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+def test_a_graphed_search_on_the_second_gpu_moves_its_latents():
+    """Graphs record on the current device's streams: a search on cuda:1 must still run its steps."""
+    checkpoint = load_checkpoint(checkpoint_or_default(None), device="cuda:1")
+    images, known = _model_faces(checkpoint, 2)
+    settings = SearchSettings(precision="fp32", batching="fixed", iterations=20, patience=0, init="random", restarts=1)
+    start = search(checkpoint, images, known, replace(settings, iterations=0))
+    end = search(checkpoint, images, known, settings)
+    assert torch.all(end.context_loss < start.context_loss)
+    assert end.iterations.tolist() == [20, 20]
+
+
+@gpu
 def test_a_graphed_search_reports_progress_and_stops_when_asked(default_on_gpu):
     images, known = _model_faces(default_on_gpu, 2)
     seen = []

@@ -290,7 +290,6 @@ def test_a_fixed_batching_step_reads_nothing_back_to_the_host(tiny_checkpoint):
         torch.tensor([10, 10, 6]),
         "fixed",
         "fp32",
-        graphs=False,
     )
     for _ in range(2):
         run.iterate()  # Adam's state exists after the first step
