@@ -60,6 +60,15 @@ def check_precision(device: torch.device, precision: str) -> str:
     return precision
 
 
+def host_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor copied to `device`. On CUDA a plain copy from pageable memory waits until the GPU
+    has finished all queued work (a sync); from pinned memory it is queued like a kernel (torch's
+    pinned-memory pool keeps the page until the copy is done). The values are the same either way."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 @contextlib.contextmanager
 def autocast(device: torch.device, precision: str, cache: bool = True) -> Iterator[None]:
     """Mixed precision for the forward passes; a no-op for fp32. `cache=False` for code recorded as a

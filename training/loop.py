@@ -28,7 +28,7 @@ from inpaint.checkpoint import (
     save_checkpoint,
     uint8_to_model,
 )
-from inpaint.device import autocast, check_precision, select_device
+from inpaint.device import autocast, check_precision, host_to_device, select_device
 from inpaint.errors import UserError
 from inpaint.grids import save_grid
 from inpaint.latent import LatentPrior
@@ -132,15 +132,6 @@ def step_seed(seed: int, rank: int, step: int, stream: int) -> int:
 
 def _step_generator(seed: int, rank: int, step: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(step_seed(seed, rank, step, stream))
-
-
-def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A CPU tensor copied to `device`. On CUDA a plain copy from pageable memory waits until the GPU has
-    finished all queued work (a sync per step); from pinned memory it is queued like a kernel (torch's
-    pinned-memory pool keeps the page until the copy is done). The values are the same either way."""
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
 
 
 def _parameter_checksum(modules: list[torch.nn.Module]) -> float:
@@ -294,13 +285,13 @@ class _Batches:
         if epoch != self.order_epoch:
             self.sampler.set_epoch(epoch)
             self.order, self.order_epoch = torch.tensor(list(self.sampler), dtype=torch.long), epoch
-        index = _to_device(self.order[position * self.batch : (position + 1) * self.batch], self.device)
+        index = host_to_device(self.order[position * self.batch : (position + 1) * self.batch], self.device)
         real = self.images[index]
         flips = torch.rand(self.batch, generator=_step_generator(self.seed, self.rank, step, 0)) < 0.5
-        real = torch.where(_to_device(flips, self.device)[:, None, None, None], real.flip(3), real)
+        real = torch.where(host_to_device(flips, self.device)[:, None, None, None], real.flip(3), real)
         real = uint8_to_model(real).contiguous(memory_format=self.memory_format)
         z = self.prior.sample(self.batch, self.latent_dim, _step_generator(self.seed, self.rank, step, 1))
-        return real, _to_device(z, self.device), _step_generator(self.seed, self.rank, step, 2)
+        return real, host_to_device(z, self.device), _step_generator(self.seed, self.rank, step, 2)
 
 
 def _find_snapshot(
