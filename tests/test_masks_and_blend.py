@@ -106,6 +106,34 @@ def test_poisson_blend_matches_the_edge_and_keeps_the_fill_gradients():
     assert big[~np.pad(np.ones((100, 80), bool), ((50, 50), (0, 70)))].max() == 0
 
 
+@pytest.mark.parametrize("kind", ["centre", "half", "random"])
+def test_the_exact_and_the_iterative_blend_solve_the_same_equations(kind, monkeypatch):
+    """Sparse LU (up to DIRECT_LIMIT hole pixels) and conjugate gradients (past it, or without SciPy)
+    agree once CG is run to a tight tolerance, borders and scattered holes included."""
+    import builtins
+
+    import inpaint.blend as blend
+
+    image, other = _smooth_image(0) * 255, _smooth_image(1) * 255
+    hole = make_mask(kind, 64, 64)
+    exact = poisson_blend(image, other, hole)
+    monkeypatch.setattr(blend, "DIRECT_LIMIT", 0)  # CG from here on
+    iterative = poisson_blend(image, other, hole, tolerance=1e-10)
+    assert np.abs(exact - iterative).max() < 1e-3
+    assert np.array_equal(exact[~hole], image[~hole])
+    monkeypatch.setattr(blend, "DIRECT_LIMIT", 10**6)
+    real_import = builtins.__import__
+
+    def no_scipy(name, *args, **kwargs):
+        if name.startswith("scipy"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_scipy)
+    without_scipy = poisson_blend(image, other, hole)  # falls back to CG, default tolerance
+    assert np.abs(exact - without_scipy).max() < 1.0  # within a grey level
+
+
 def test_empty_and_full_holes():
     image, other = _smooth_image(0), _smooth_image(1)
     assert np.array_equal(poisson_blend(image, other, np.zeros((64, 64), bool)), image)
