@@ -192,11 +192,15 @@ def parse_neighbourhood(text: str) -> int | str:
     return int(text)
 
 
-def weights_for(known: torch.Tensor, neighbourhood: int | str = "auto") -> torch.Tensor:
-    """W for a batch of masks (N, 1, H, W), each with its own window when `neighbourhood` is "auto"."""
+def weights_for(
+    known: torch.Tensor, neighbourhood: int | str = "auto", reaches: list[np.ndarray | None] | None = None
+) -> torch.Tensor:
+    """W for a batch of masks (N, 1, H, W), each with its own window when `neighbourhood` is "auto"
+    (from the masks' hole_reach, given or computed here)."""
     if neighbourhood != "auto":
         return context_weights(known, int(neighbourhood))
-    return torch.cat([context_weights(mask[None], hole_neighbourhood(mask)) for mask in known])
+    reaches = [hole_reach(mask) for mask in known] if reaches is None else reaches
+    return torch.cat([context_weights(mask[None], window_for(reach)) for mask, reach in zip(known, reaches)])
 
 
 def _prior_init(checkpoint: Checkpoint, n_images: int, settings: SearchSettings) -> torch.Tensor:
@@ -502,10 +506,8 @@ def _search(
     n, k = images.shape[0], settings.restarts
     if settings.weighting == "uniform":
         weights = known.float()
-    elif settings.neighbourhood == "auto":
-        weights = torch.cat([context_weights(mask[None], window_for(reach)) for mask, reach in zip(known, reaches)])
     else:
-        weights = context_weights(known, int(settings.neighbourhood))
+        weights = weights_for(known, settings.neighbourhood, reaches)
     weights = weights.repeat_interleave(k, 0).to(device)
     targets = images.to(device).repeat_interleave(k, 0).contiguous(memory_format=torch.channels_last)
     if settings.init == "encoder":
