@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from inpaint.adapt import AdaptSettings
 from inpaint.blend import classical_fill, paste, poisson_blend
 from inpaint.checkpoint import Checkpoint
 from inpaint.device import available_cores
@@ -70,6 +71,10 @@ class FillRequest:
         default=True, metadata={"help": "Poisson-blend the fill into the photo (else paste it as it is)"}
     )
     keep_raw: bool = field(default=True, metadata={"help": "also return the unblended picture (a full-size copy more)"})
+    adapt: AdaptSettings = field(
+        default_factory=AdaptSettings,
+        metadata={"help": "the generator adapted to each photo after the search (inpaint.adapt)"},
+    )
 
     def __post_init__(self) -> None:
         if self.crop not in CROP_MODES:
