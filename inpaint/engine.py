@@ -235,7 +235,7 @@ def _finish(item: _Prepared, fills: list[np.ndarray], blend: bool, seed: int) ->
         canvas = match_colours(canvas, item.pixels[wide], ~item.hole[wide], item.hole[wide], upscale)
         if upscale >= MIN_UPSCALE:
             detail = photo_detail(item.pixels[wide], ~item.hole[wide], item.hole[wide], upscale, canvas, seed)
-            canvas = canvas + detail[..., None]
+            canvas = canvas + detail
         canvas = np.where(outside[..., None], base, canvas[inner].astype(np.float64))
         raw = paste(known, canvas, hole)
         finished.append((raw, poisson_blend(known, canvas, hole) if blend else raw))
