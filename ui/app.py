@@ -7,10 +7,13 @@ form value is checked where it enters (ui/checks.py): a refusal is one line, nev
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -70,6 +73,14 @@ MAX_ITERATIONS, MAX_RESTARTS = 2000, 32  # the sliders' ranges
 LAM_MAX = 10.0  # λ weighs the discriminator's opinion against the context (default 0.003): 10 is already absurd
 MAX_CONCEPT_SEEDS = 256  # seeds averaged into one concept
 MAX_SAMPLES, MAX_FRAMES = 48, 24  # the sliders' ranges
+# An API caller who leaves out a named endpoint's parameter gets its field's initial value on the page (Gradio's
+# default), except for these. The search's counts start on the page at the default model's; left out, they are
+# the chosen model's own (None, which resolve_settings fills in). A concept's photo is optional, as on the page.
+# Keyed by endpoint, then parameter.
+API_DEFAULTS: dict[str, dict[str, Any]] = {
+    "inpaint": {"iterations_n": None, "restarts_n": None},
+    "arithmetic": {"a_photo": None, "b_photo": None, "c_photo": None},
+}
 
 
 def find_checkpoints(runs: list[Path] | None = None) -> dict[str, Path]:
@@ -110,6 +121,20 @@ class Models:
             return self._loaded[name]
 
 
+class App(gr.Blocks):
+    """The app's Blocks: the API it describes to its callers (gradio_client, the page's "Use via API") takes
+    API_DEFAULTS's defaults."""
+
+    def get_api_info(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        info = super().get_api_info(*args, **kwargs)
+        for name, defaults in API_DEFAULTS.items():
+            for parameter in info["named_endpoints"].get(f"/{name}", {}).get("parameters", []):
+                if parameter.get("parameter_name") in defaults:
+                    parameter["parameter_has_default"] = True
+                    parameter["parameter_default"] = defaults[parameter["parameter_name"]]
+        return info
+
+
 def _pil(images: torch.Tensor) -> list[Image.Image]:
     return to_pil(images)
 
@@ -129,7 +154,7 @@ def stopped_status(text: str | None) -> str:
 def build_app(models: Models, scratch: Scratch | None = None) -> gr.Blocks:
     """The app; the files it hands out are written to `scratch` (app.scratch, a new one by default)."""
     scratch = scratch or Scratch()
-    with gr.Blocks(title="inpaint: semantic inpainting with a DCGAN", delete_cache=CACHE_CLEANUP) as app:
+    with App(title="inpaint: semantic inpainting with a DCGAN", delete_cache=CACHE_CLEANUP) as app:
         gr.Markdown(
             "# inpaint\nPaint over part of a face and let the GAN fill it in; explore the face model's latent space."
         )
@@ -176,6 +201,7 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
                     "face: a face or an error; context: the hole and its surroundings, face or not",
                 )
                 face_box = gr.Textbox(
+                    value="",
                     label="Face box: X, Y, W, H in pixels",
                     elem_id="face-box",
                     placeholder="empty: found by itself. Or click the face's top-left, then bottom-right corner "
@@ -242,13 +268,34 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
             download = gr.File(label="Download the result")
     clicks = gr.State({"scale": 1.0, "first": None})
     checked_editor(photo)
-    for field in (iterations, restarts, lam, seed):
+    for field in (iterations, restarts):
+        checked_number(field, empty=True)  # an API caller's None: the model's own count (API_DEFAULTS)
+    for field in (lam, seed):
         checked_number(field)
     for choice in (preset, crop, init):
         checked_choice(choice)
 
     running: dict[str, tuple[threading.Event, threading.Event]] = {}  # session → its search's (stop, finished)
 
+    @contextlib.contextmanager
+    def search_session(request: gr.Request | None, progress: gr.Progress) -> Iterator[threading.Event]:
+        """The session's search, registered for Stop (request_stop): yields the event that Stop sets, which is set
+        at the end anyway (Stop, a closed page or the search done) so that the search thread finishes early."""
+        session = getattr(request, "session_hash", None) or str(id(progress))
+        cancelled, finished = threading.Event(), threading.Event()
+        running[session] = (cancelled, finished)
+        try:
+            yield cancelled
+        finally:
+            cancelled.set()
+            if running.get(session, (None,))[0] is cancelled:
+                del running[session]
+            finished.set()
+
+    # The /inpaint endpoint. Its parameters are this function's, named and ordered as API callers pass them; the
+    # event below lists their fields in the same order. A parameter added later goes last in both, and a caller
+    # who leaves it out gets its field's initial value, or API_DEFAULTS's: tests/test_app_api.py calls each
+    # endpoint with its original parameters only.
     def inpaint(
         model_name,
         value,
@@ -260,163 +307,137 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
         lam_value,
         seed_value,
         blend_on,
-        init_mode="auto",
+        init_mode,
         request: gr.Request = None,
         progress=gr.Progress(),
     ):
-        session = getattr(request, "session_hash", None) or str(id(progress))
-        cancelled, finished = threading.Event(), threading.Event()
-        running[session] = (cancelled, finished)
-        try:
-            yield from _inpaint(
-                model_name,
-                value,
-                preset_name,
-                crop_mode,
-                box_text,
-                iterations_n,
-                restarts_n,
-                lam_value,
-                seed_value,
-                blend_on,
-                init_mode,
-                progress,
-                cancelled,
-            )
-        finally:
-            cancelled.set()  # Stop, a closed page or the end: let the search thread finish early
-            if running.get(session, (None,))[0] is cancelled:
-                del running[session]
-            finished.set()
-
-    def _inpaint(
-        model_name,
-        value,
-        preset_name,
-        crop_mode,
-        box_text,
-        iterations_n,
-        restarts_n,
-        lam_value,
-        seed_value,
-        blend_on,
-        init_mode,
-        progress,
-        cancelled: threading.Event,
-    ):
-        try:
-            checkpoint = models.get(model_name)
-            image = background_image(value)
-            if preset_name == "painted":
-                hole = painted_mask(value, image.size)
+        with search_session(request, progress) as cancelled:
+            try:
+                checkpoint = models.get(model_name)
+                image = background_image(value)
+                if preset_name == "painted":
+                    hole = painted_mask(value, image.size)
+                else:
+                    hole = make_mask(preset_name, image.height, image.width, seed=seed_value or 0)
+                box = parse_face_box(box_text, "face box") if (box_text or "").strip() else None
+                if not hole.any():
+                    raise UserError("Nothing to fill: paint over part of the photo, or choose a mask preset.")
+                pixels = model_pixels(checkpoint, image)
+                chosen = choose_view(checkpoint, pixels, hole, crop_mode, box)
+            except UserError as error:
+                raise refuse(error) from None
+            picture, scale = draw(np.repeat(pixels, 3, 2) if pixels.shape[2] == 1 else pixels, chosen, hole)
+            size = checkpoint.config.image_size
+            if chosen is None:
+                seen, framing_text = (
+                    None,
+                    "**No face owns the hole**, so it is filled with OpenCV's Telea method "
+                    "(the face model only draws faces). To use the model anyway, give the face box "
+                    "(click two corners on the picture) or choose the *context* square.",
+                )
             else:
-                hole = make_mask(preset_name, image.height, image.width, seed=seed_value or 0)
-            box = parse_face_box(box_text, "face box") if (box_text or "").strip() else None
-            if not hole.any():
-                raise UserError("Nothing to fill: paint over part of the photo, or choose a mask preset.")
-            pixels = model_pixels(checkpoint, image)
-            chosen = choose_view(checkpoint, pixels, hole, crop_mode, box)
-        except UserError as error:
-            raise refuse(error) from None
-        picture, scale = draw(np.repeat(pixels, 3, 2) if pixels.shape[2] == 1 else pixels, chosen, hole)
-        size = checkpoint.config.image_size
-        if chosen is None:
-            seen, framing_text = (
-                None,
-                "**No face owns the hole**, so it is filled with OpenCV's Telea method "
-                "(the face model only draws faces). To use the model anyway, give the face box "
-                "(click two corners on the picture) or choose the *context* square.",
-            )
-        else:
-            seen = Image.fromarray(np.clip(to_model(pixels, chosen), 0, 255).astype(np.uint8).squeeze()).resize(
-                (4 * size, 4 * size), Image.Resampling.NEAREST
-            )
-            framing_text = (
-                f"The model sees the green square ({chosen.how}: {chosen.side():.0f} px wide, "
-                f"turned {chosen.angle:+.0f}°) "
-                f"and draws it at **{size}×{size} pixels**"
-                + (
-                    f"; the fill is enlarged {1 / chosen.scale:.1f}× and given the photo's own fine detail."
-                    if 1 / chosen.scale > 1.5
-                    else "."
-                )
-            )
-        yield (gr.skip(), gr.skip(), gr.skip(), seen, gr.skip(), framing_text, picture, {"scale": scale, "first": None})
-        shown = framing_text  # the status line as the page shows it
-        try:  # the fields' own checks (ui/checks.py) passed these: whole numbers and λ in their ranges
-            lam_value = defaults.lam if lam_value is None else lam_value
-            # The slider left at the model's default means the defaults, scattered holes' longer budget included.
-            if iterations_n == _planned(models, model_name, init_mode).iterations:
-                iterations_n = None
-            settings = resolve_settings(
-                checkpoint,
-                SearchSettings(
-                    iterations=iterations_n,
-                    restarts=restarts_n,
-                    lam=lam_value,
-                    seed=seed_value or 0,
-                    init=init_mode or "auto",
-                ),
-            )
-        except UserError as error:
-            raise refuse(error) from None
-        events: queue.Queue = queue.Queue()
-
-        def report(update: SearchProgress) -> bool:
-            events.put(update)
-            return cancelled.is_set()
-
-        def work() -> None:
-            try:
-                item = FillItem(image, hole, box, chosen)
-                events.put(
-                    fill_images(
-                        checkpoint, [item], FillRequest(settings, crop=crop_mode, blend=bool(blend_on)), callback=report
-                    )[0]
-                )
-            except Exception as error:  # surfaced to the page below
-                events.put(error)
-
-        threading.Thread(target=work, daemon=True).start()
-        while True:
-            try:
-                item = events.get(timeout=0.1)
-            except queue.Empty:
-                item = None
-            if cancelled.is_set():
-                # Stop: this request says so as its last message; said by the Stop button instead, it could be
-                # overwritten by progress messages still on their way to the page.
-                yield (gr.skip(),) * 5 + (stopped_status(shown), gr.skip(), gr.skip())
-                return
-            if isinstance(item, SearchProgress):
-                progress(item.iteration / item.iterations, desc="searching z")
-                current = _pil(checkpoint.to_pixels(item.current))[0].resize(
+                seen = Image.fromarray(np.clip(to_model(pixels, chosen), 0, 255).astype(np.uint8).squeeze()).resize(
                     (4 * size, 4 * size), Image.Resampling.NEAREST
                 )
-                shown = (
-                    f"{framing_text}\n\nIteration {item.iteration} / {item.iterations}: "
-                    f"context loss {float(item.context_loss[0]):.2f}"
+                framing_text = (
+                    f"The model sees the green square ({chosen.how}: {chosen.side():.0f} px wide, "
+                    f"turned {chosen.angle:+.0f}°) "
+                    f"and draws it at **{size}×{size} pixels**"
+                    + (
+                        f"; the fill is enlarged {1 / chosen.scale:.1f}× and given the photo's own fine detail."
+                        if 1 / chosen.scale > 1.5
+                        else "."
+                    )
                 )
-                yield (gr.skip(), gr.skip(), gr.skip(), current, gr.skip(), shown, gr.skip(), gr.skip())
-            elif isinstance(item, UserError):
-                raise refuse(item)
-            elif isinstance(item, Exception):  # a bug: the traceback goes to the console
-                raise gr.Error(f"Inpainting failed: {item}") from item
-            elif item is not None:
-                done = f"Done in {item.seconds:.1f} s: {hole.mean():.1%} of the photo filled"
-                if item.view is not None:
-                    done += f"; context loss {item.context_loss:.2f}"
-                yield (
-                    item.image,
-                    item.raw,
-                    item.candidates,
-                    gr.skip(),
-                    scratch.save_png(item.image, "inpainted"),
-                    f"{framing_text}\n\n{done}.",
-                    picture,
-                    gr.skip(),
+            yield (
+                gr.skip(),
+                gr.skip(),
+                gr.skip(),
+                seen,
+                gr.skip(),
+                framing_text,
+                picture,
+                {"scale": scale, "first": None},
+            )
+            shown = framing_text  # the status line as the page shows it
+            try:  # the fields' own checks (ui/checks.py) passed these: whole numbers and λ in their ranges
+                lam_value = defaults.lam if lam_value is None else lam_value
+                # Left out by an API caller (None) or the slider left at the model's default: the model's defaults,
+                # scattered holes' longer budget included.
+                if iterations_n == _planned(models, model_name, init_mode).iterations:
+                    iterations_n = None
+                settings = resolve_settings(
+                    checkpoint,
+                    SearchSettings(
+                        iterations=iterations_n,
+                        restarts=restarts_n,
+                        lam=lam_value,
+                        seed=seed_value or 0,
+                        init=init_mode or "auto",
+                    ),
                 )
-                return
+            except UserError as error:
+                raise refuse(error) from None
+            events: queue.Queue = queue.Queue()
+
+            def report(update: SearchProgress) -> bool:
+                events.put(update)
+                return cancelled.is_set()
+
+            def work() -> None:
+                try:
+                    item = FillItem(image, hole, box, chosen)
+                    events.put(
+                        fill_images(
+                            checkpoint,
+                            [item],
+                            FillRequest(settings, crop=crop_mode, blend=bool(blend_on)),
+                            callback=report,
+                        )[0]
+                    )
+                except Exception as error:  # surfaced to the page below
+                    events.put(error)
+
+            threading.Thread(target=work, daemon=True).start()
+            while True:
+                try:
+                    item = events.get(timeout=0.1)
+                except queue.Empty:
+                    item = None
+                if cancelled.is_set():
+                    # Stop: this request says so as its last message; said by the Stop button instead, it could be
+                    # overwritten by progress messages still on their way to the page.
+                    yield (gr.skip(),) * 5 + (stopped_status(shown), gr.skip(), gr.skip())
+                    return
+                if isinstance(item, SearchProgress):
+                    progress(item.iteration / item.iterations, desc="searching z")
+                    current = _pil(checkpoint.to_pixels(item.current))[0].resize(
+                        (4 * size, 4 * size), Image.Resampling.NEAREST
+                    )
+                    shown = (
+                        f"{framing_text}\n\nIteration {item.iteration} / {item.iterations}: "
+                        f"context loss {float(item.context_loss[0]):.2f}"
+                    )
+                    yield (gr.skip(), gr.skip(), gr.skip(), current, gr.skip(), shown, gr.skip(), gr.skip())
+                elif isinstance(item, UserError):
+                    raise refuse(item)
+                elif isinstance(item, Exception):  # a bug: the traceback goes to the console
+                    raise gr.Error(f"Inpainting failed: {item}") from item
+                elif item is not None:
+                    done = f"Done in {item.seconds:.1f} s: {hole.mean():.1%} of the photo filled"
+                    if item.view is not None:
+                        done += f"; context loss {item.context_loss:.2f}"
+                    yield (
+                        item.image,
+                        item.raw,
+                        item.candidates,
+                        gr.skip(),
+                        scratch.save_png(item.image, "inpainted"),
+                        f"{framing_text}\n\n{done}.",
+                        picture,
+                        gr.skip(),
+                    )
+                    return
 
     def request_stop(request: gr.Request) -> bool:
         """Stop: the session's running search ends and says so itself (waited for here); False when none
@@ -450,7 +471,7 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
         trigger(search_defaults, [model, init], [iterations, restarts], api_name=False)
     event = run.click(
         inpaint,
-        [model, photo, preset, crop, face_box, iterations, restarts, lam, seed, blend, init],
+        [model, photo, preset, crop, face_box, iterations, restarts, lam, seed, blend, init],  # inpaint's parameters
         [result, raw, candidates, preview, download, status, view, clicks],
         api_name="inpaint",
         concurrency_limit=CONCURRENCY,
@@ -506,7 +527,9 @@ def _edit_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
         for name, hint in (("A", "e.g. smiling women"), ("B", "e.g. neutral women"), ("C", "e.g. neutral men")):
             with gr.Column():
                 concept_seeds.append(
-                    gr.Textbox(label=f"Concept {name}: seeds", placeholder=hint, elem_id=f"concept-{name.lower()}")
+                    gr.Textbox(
+                        value="", label=f"Concept {name}: seeds", placeholder=hint, elem_id=f"concept-{name.lower()}"
+                    )
                 )
                 concept_photos.append(
                     gr.Image(
@@ -590,7 +613,8 @@ def _edit_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
         return images[index] if images and index < len(images) else None
 
     show.click(samples, [model, first, count], gallery, api_name="samples", concurrency_limit=CONCURRENCY)
-    gallery.select(add_pick, [target, first, *concept_seeds], concept_seeds)
+    # Not in the API: it needs the click on a sample (Gradio's SelectData), which an API call has none of.
+    gallery.select(add_pick, [target, first, *concept_seeds], concept_seeds, api_name=False)
     compute.click(
         arithmetic,
         [model, *concept_seeds, *concept_photos, variations, noise],

@@ -182,17 +182,18 @@ def field_name(label: str | None) -> str:
     return (label or "value").split(" (")[0].split(":")[0].strip()
 
 
-def checked_number(field: gr.Number | gr.Slider) -> gr.Number | gr.Slider:
+def checked_number(field: gr.Number | gr.Slider, *, empty: bool = False) -> gr.Number | gr.Slider:
     """A number field or slider whose value reaches the handler as a finite number in the field's range,
     whole for a Number of precision 0 and a Slider of whole steps, or is refused with one line naming
-    the field; an empty Number (None) passes as None."""
+    the field; an empty Number (None) passes as None, and so does an empty slider where `empty` says so
+    (a page never sends one: an API caller's default that the handler fills in)."""
     if isinstance(field, gr.Slider):
         integer = all(float(v).is_integer() for v in (field.minimum, field.step))
     else:
         integer = field.precision == 0
 
     def checked_preprocess(payload: Any) -> float | int | None:
-        if payload is None and isinstance(field, gr.Number):
+        if payload is None and (empty or isinstance(field, gr.Number)):
             return None
         try:
             return check_number(payload, field_name(field.label), field.minimum, field.maximum, integer=integer)
