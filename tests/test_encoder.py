@@ -181,23 +181,29 @@ def _generated(checkpoint, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
 def test_the_early_stop_never_stops_an_image_whose_loss_is_still_falling(with_encoder):
     checkpoint = load_checkpoint(with_encoder)
     faces, known = _generated(checkpoint, 6)
-    settings = SearchSettings(
-        iterations=120, restarts=2, lr=0.01, init="encoder", report_every=1, patience=8, tolerance=0.003
-    )
-    histories: list[torch.Tensor] = []
-    stopped = search(checkpoint, faces, known, settings, lambda p: histories.append(p.restart_context_loss.clone()))
-    best = torch.stack(
-        histories
-    )  # (1 + iterations, N, k): every start's best context loss, from the starting points on
-    assert (stopped.iterations < settings.iterations).any(), "the test needs an image that stops"
-    assert (stopped.iterations == settings.iterations).any(), "and one that runs to the end"
-    for image, ran in enumerate(stopped.iterations.tolist()):
-        if ran == settings.iterations:
-            continue
-        # It stopped after iteration `ran`: over the `patience` iterations before, no start of it
-        # lowered its best context loss by the tolerance (a loss still falling keeps it going).
-        fall = 1 - best[ran, image] / best[ran - settings.patience, image]
-        assert (fall < settings.tolerance).all(), (image, ran, fall)
+    seen_stops = seen_full_runs = 0
+    # Several tolerances, so that whatever this machine's arithmetic makes of the tiny model, some
+    # image stops and some runs to the end; the rule is checked on every stop.
+    for tolerance in (0.003, 0.01, 0.03, 0.1):
+        settings = SearchSettings(
+            iterations=120, restarts=2, lr=0.01, init="encoder", report_every=1, patience=8, tolerance=tolerance
+        )
+        histories: list[torch.Tensor] = []
+        stopped = search(
+            checkpoint, faces, known, settings, lambda p: histories.append(p.restart_context_loss.clone())
+        )
+        best = torch.stack(histories)  # (1 + iterations, N, k): every start's best context loss, from the start
+        seen_stops += int((stopped.iterations < settings.iterations).sum())
+        seen_full_runs += int((stopped.iterations == settings.iterations).sum())
+        for image, ran in enumerate(stopped.iterations.tolist()):
+            if ran == settings.iterations:
+                continue
+            # It stopped after iteration `ran`: over the `patience` iterations before, no start of it
+            # lowered its best context loss by the tolerance (a loss still falling keeps it going).
+            fall = 1 - best[ran, image] / best[ran - settings.patience, image]
+            assert (fall < settings.tolerance).all(), (tolerance, image, ran, fall)
+    assert seen_stops > 0, "the test needs an image that stops"
+    assert seen_full_runs > 0, "and one that runs to the end"
 
 
 def test_results_stay_independent_of_batch_mates_with_encoder_starts_and_early_stops(with_encoder):
