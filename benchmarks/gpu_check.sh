@@ -124,6 +124,7 @@ if [ "$QUICK" = 1 ]; then
   run_part known-failures 120 "${PYTEST[@]}" -v "${KNOWN[1]}"
   run_part search-speed 120 "$PYTHON" benchmarks/search_speed.py --device "$DEVICE" --batches 1 2 --iterations 2 \
     --faces 0
+  run_part adapt-speed 120 "$PYTHON" benchmarks/adapt_speed.py --device "$DEVICE" --batches 1 2 --steps 2 --photos 0
   run_part train-speed 120 "$PYTHON" benchmarks/train_speed.py --device "$DEVICE" --batch-size 8 16 --image-size 32 \
     --steps 2 --warmup 1 --images 64
   run_part suite 120 "${PYTEST[@]}" -v -m "not browser and not cuda" tests/test_cuda.py tests/test_models.py
@@ -132,6 +133,7 @@ else
   run_part known-failures 150 "${PYTEST[@]}" -v "${KNOWN[@]}"
   run_part search-speed 90 "$PYTHON" benchmarks/search_speed.py --device "$DEVICE" \
     --batches 1 16 64 256 1024 4096 --iterations 20 --faces 1024
+  run_part adapt-speed 60 "$PYTHON" benchmarks/adapt_speed.py --device "$DEVICE" --batches 1 16 64 256 --steps 10
   run_part train-speed 100 "$PYTHON" benchmarks/train_speed.py --device "$DEVICE" --batch-size 64 256 1024 --steps 30
   if [ "$DEVICE" != cpu ]; then  # what the deterministic kernels cost the trainer, and what compiling gains
     run_part train-speed-fast 30 env INPAINT_CUDA_DETERMINISTIC=0 "$PYTHON" benchmarks/train_speed.py \
@@ -156,7 +158,7 @@ for part in cuda-tests known-failures suite; do
   grep -E '^(XPASS|SKIPPED) ' "$LOGS/$part.log" | head -n 12
   grep -E '^=+ .*(passed|failed|error|skipped|deselected).* =+$' "$LOGS/$part.log" | tail -n 1
 done
-for part in environment search-speed train-speed train-speed-fast train-speed-graphs; do
+for part in environment search-speed adapt-speed train-speed train-speed-fast train-speed-graphs; do
   [ -f "$LOGS/$part.log" ] || continue
   echo "-- $part"
   tr '\r' '\n' <"$LOGS/$part.log" | grep -v -E '%\||^\s*$' | tail -n 30  # no progress bars

@@ -150,6 +150,7 @@ def run_batch(
                     "context_loss": round(result.context_loss, 4),
                     "perceptual_loss": round(result.perceptual_loss, 6),
                     "framing": result.framing,
+                    "adapted": result.adapted,
                     **({"view": result.view.describe()} if result.view else {}),
                     "seconds": round(seconds / len(batch), 3),
                     **({"note": "; ".join(result.notes)} if result.notes else {}),

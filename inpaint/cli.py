@@ -17,6 +17,7 @@ MAX_FRAMES = 1_000
 MAX_STARTS = 256
 MAX_ITERATIONS = 100_000
 MAX_BATCH = 4_096
+MAX_ADAPT_STEPS = 5_000  # inpaint.adapt.MAX_STEPS
 fraction_arg = number_arg(0, 0.99, low_open=True)
 
 
@@ -47,6 +48,7 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    from inpaint.adapt import SUGGESTED_STEPS, AdaptSettings
     from inpaint.engine import CROP_MODES
     from inpaint.masks import MASK_KINDS, SIDES
     from inpaint.search import (
@@ -131,6 +133,20 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
         "a classical fill when no face owns the hole), face (the likeliest face even if unconfirmed; an "
         "error if there is none), context (the hole and its surroundings), whole",
     )
+    adapt_defaults = AdaptSettings()
+    adapting = parser.add_argument_group("generator adaptation (after the search)")
+    adapting.add_argument(
+        "--adapt-steps",
+        type=count_arg(0, MAX_ADAPT_STEPS),
+        help="steps tuning a copy of the generator (its BatchNorm scales and shifts) to each photo's known pixels "
+        f"after the search; default 0 = off; {SUGGESTED_STEPS} is the measured recipe (README: Real photographs)",
+    )
+    adapting.add_argument(
+        "--adapt-lr",
+        type=number_arg(0, 1, low_open=True),
+        default=adapt_defaults.lr,
+        help=f"Adam learning rate of the generator's copy (default {adapt_defaults.lr})",
+    )
     search.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     search.add_argument(
         "--precision",
@@ -167,6 +183,12 @@ def _search_settings(args: argparse.Namespace):
     )
 
 
+def _adapt_settings(args: argparse.Namespace):
+    from inpaint.adapt import AdaptSettings
+
+    return AdaptSettings(steps=args.adapt_steps, lr=args.adapt_lr)
+
+
 def _load_for_search(args: argparse.Namespace):
     from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
     from inpaint.device import search_precision, select_device
@@ -183,11 +205,13 @@ def _load_for_search(args: argparse.Namespace):
 
 
 def _fill(args: argparse.Namespace) -> int:
+    import contextlib
     from dataclasses import replace
 
     import numpy as np
     from tqdm import tqdm
 
+    from inpaint.adapt import AdaptProgress
     from inpaint.engine import FillItem, FillRequest, describe_view, fill_images
     from inpaint.fileio import check_output
     from inpaint.images import check_image_path, save_image
@@ -211,15 +235,28 @@ def _fill(args: argparse.Namespace) -> int:
     settings = resolve_settings(checkpoint, _search_settings(args))
     # Every start's fill is kept only when they are written: each costs a full-size copy of the photo.
     settings = replace(settings, top_k=settings.restarts if args.candidates else 1)
-    with tqdm(total=max(settings.iterations, settings.scattered_iterations), unit="it", desc="searching z") as bar:
+    with contextlib.ExitStack() as bars:
+        searching = bars.enter_context(
+            tqdm(total=max(settings.iterations, settings.scattered_iterations), unit="it", desc="searching z")
+        )
+        adapting = []  # the adaptation's bar, opened when it starts
 
         def report(progress) -> None:
+            if isinstance(progress, AdaptProgress):
+                if not adapting:
+                    searching.close()
+                    adapting.append(bars.enter_context(tqdm(total=progress.steps, unit="step", desc="adapting G")))
+                adapting[0].update(progress.step - adapting[0].n)
+                adapting[0].set_postfix(known_l1=f"{progress.loss.min():.2f}")
+                return
             if progress.active == 0:  # every image stopped early: the search is complete here
-                bar.total = progress.iteration
-            bar.update(progress.iteration - bar.n)
-            bar.set_postfix(context_loss=f"{progress.context_loss.min():.2f}")
+                searching.total = progress.iteration
+            searching.update(progress.iteration - searching.n)
+            searching.set_postfix(context_loss=f"{progress.context_loss.min():.2f}")
 
-        request = FillRequest(settings, crop=args.crop, blend=not args.no_blend, keep_raw=False)
+        request = FillRequest(
+            settings, crop=args.crop, blend=not args.no_blend, keep_raw=False, adapt=_adapt_settings(args)
+        )
         [result] = fill_images(checkpoint, [FillItem(image, hole, face_box)], request, callback=report)
     for note in result.notes:
         print(f"note: {note}")
@@ -261,7 +298,9 @@ def _batch(args: argparse.Namespace) -> int:
     checkpoint = _load_for_search(args)
     counts: Counter[str] = Counter()
     with tqdm(total=len(jobs), unit="img", desc="inpainting") as bar:
-        request = FillRequest(_search_settings(args), crop=args.crop, blend=not args.no_blend)
+        request = FillRequest(
+            _search_settings(args), crop=args.crop, blend=not args.no_blend, adapt=_adapt_settings(args)
+        )
         batch_size = fill_batch_size(checkpoint, request) if args.batch_size == "auto" else args.batch_size
         bar.write(f"{batch_size} images per search batch")
         for entry in run_batch(checkpoint, jobs, out_dir, masks, request, batch_size):
@@ -275,6 +314,8 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _edit(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     import numpy as np
     import torch
 
@@ -283,7 +324,6 @@ def _edit(args: argparse.Namespace) -> int:
     from inpaint.fileio import atomic_path, check_output
     from inpaint.grids import save_grid, to_pil
     from inpaint.images import open_image
-    from inpaint.sampling import generate
 
     out = Path(args.out)
     written = {
@@ -297,43 +337,57 @@ def _edit(args: argparse.Namespace) -> int:
     for name in written:
         check_output(out / name, inputs, what="--out")
     checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint))
+    adapting = editor.resolve_projection_adapt(checkpoint, replace(editor.PROJECTION_ADAPT, steps=args.adapt_steps))
 
     def save_latents(z, path: Path) -> None:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, z.numpy())
 
-    def latents_of(spec: str):
-        z, projection = editor.latents_from_spec(checkpoint, spec)
-        if projection is not None:
-            print(f"projected {spec}: context loss {projection.context_loss:.2f}")
-        return z
+    def point(spec: str):
+        """A spec's latents and, for a projected photo, its generator change (None for seeds and files)."""
+        z, projection = editor.latents_from_spec(checkpoint, spec, adapting)
+        if projection is None:
+            return z, None
+        adapted = f", generator adapted to it ({adapting.steps} steps)" if projection.deltas else ""
+        print(f"projected {spec}: context loss {projection.context_loss:.2f}{adapted}")
+        return z, projection.deltas or None
 
     if args.edit_command == "interpolate":  # the folder is made by the first write, once the inputs are read
-        z0, z1 = latents_of(args.start).mean(0), latents_of(args.end).mean(0)
-        path = editor.interpolate(checkpoint, z0, z1, args.frames, args.method)
-        images = generate(checkpoint, path)
+        (start, start_deltas), (end, end_deltas) = point(args.start), point(args.end)
+        path = editor.interpolate(checkpoint, start.mean(0), end.mean(0), args.frames, args.method)
+        deltas = editor.interpolate_deltas(
+            editor.mean_deltas(start_deltas), editor.mean_deltas(end_deltas), args.frames
+        )
+        images = editor.render(checkpoint, path, deltas)
         save_grid(images, out / "strip.png", columns=len(images))
         editor.save_gif(to_pil(images), out / "interpolation.gif", seconds_per_frame=args.frame_seconds)
         save_latents(path, out / "latents.npy")
         print(f"wrote {out}/strip.png, interpolation.gif and latents.npy ({args.frames} frames, {args.method})")
     elif args.edit_command == "arithmetic":
-        a, b, c = latents_of(args.a), latents_of(args.b), latents_of(args.c)
+        (a, a_deltas), (b, b_deltas), (c, c_deltas) = point(args.a), point(args.b), point(args.c)
         z = editor.arithmetic(checkpoint, a, b, c, args.variations, args.noise, args.seed)
-        save_grid(generate(checkpoint, editor.equation(checkpoint, a, b, c, z)), out / "equation.png", columns=4)
-        save_grid(generate(checkpoint, z), out / "result.png")
+        deltas = editor.arithmetic_deltas(a_deltas, b_deltas, c_deltas, len(z))
+        equation_deltas = editor.stack_deltas(
+            [editor.mean_deltas(d) for d in (a_deltas, b_deltas, c_deltas)]
+            + [None if deltas is None else {name: value[:1] for name, value in deltas.items()}]
+        )
+        equation = editor.render(checkpoint, editor.equation(checkpoint, a, b, c, z), equation_deltas)
+        save_grid(equation, out / "equation.png", columns=4)
+        save_grid(editor.render(checkpoint, z, deltas), out / "result.png")
         save_latents(z, out / "latents.npy")
         print(
             f"wrote {out}/equation.png (A, B, C, A − B + C), "
             f"result.png (the result and {args.variations} variations) and latents.npy"
         )
     else:  # project
-        projection = editor.project(checkpoint, open_image(args.image))
+        projection = editor.project(checkpoint, open_image(args.image), adapting=adapting)
         save_grid(torch.stack([projection.target, projection.image]), out / "projection.png", columns=2)
         save_latents(projection.z[None], out / "latent.npy")
+        adapted = f"; generator adapted to the photo ({adapting.steps} steps)" if projection.deltas else ""
         print(
             f"wrote {out}/projection.png (photo as the model sees it, G(z)) and latent.npy; "
-            f"context loss {projection.context_loss:.2f}"
+            f"context loss {projection.context_loss:.2f}{adapted}"
         )
     return 0
 
@@ -518,6 +572,12 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (walk, sums, proj):
         sub.add_argument("--checkpoint", help="checkpoint (default: the shipped face model)")
         sub.add_argument("--out", required=True, help="output folder")
+        sub.add_argument(
+            "--adapt-steps",
+            type=count_arg(0, MAX_ADAPT_STEPS),
+            help="steps adapting a copy of the generator (every weight) to a projected photo, so the projection is "
+            "that person; 0 = off (default 100 for a face model, off for other models)",
+        )
 
     framer = commands.add_parser(
         "train-framer",

@@ -3,7 +3,7 @@ paste → blend.
 
 The model sees a square of the photo (`inpaint.locate`): for a face model, the face the hole
 belongs to, aligned as in its training data; else the hole with its context. The fill is warped
-back onto the hole's bounding box only, given the photo's fine detail where it was enlarged
+back onto the hole's bounding box only, given grain matched to the photo's where it was enlarged
 (`inpaint.texture`), pasted into the hole and Poisson-blended. A face model asked to fill a hole
 that no face owns says so and fills it with a classical method instead (unless told to use a
 context crop). Only pixels inside the hole ever change; the output has the input's size and
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from inpaint.adapt import AdaptSettings
+from inpaint.adapt import AdaptProgress, AdaptSettings, adapt, resolve_adapt
 from inpaint.blend import classical_fill, paste, poisson_blend
 from inpaint.checkpoint import Checkpoint
 from inpaint.device import available_cores
@@ -105,6 +105,7 @@ class FillResult:
     framing: str  # how the model's square was chosen: whole, face, face-box, context; classical or none without one
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    adapted: bool = False  # the fill was drawn by the generator adapted to this photo
 
 
 @dataclass
@@ -190,7 +191,7 @@ def _prepare(checkpoint: Checkpoint, item: FillItem, crop: str) -> _Prepared:
     if view.how in ("face", "face-box") and 1 / view.scale > 1.5:
         notes.append(
             f"the model draws {view.size}×{view.size} pixels; this face's square is {view.side():.0f} pixels "
-            f"wide, so the fill is enlarged {1 / view.scale:.1f}× and given the photo's own fine detail"
+            f"wide, so the fill is enlarged {1 / view.scale:.1f}× and given grain like the photo's"
         )
     return _Prepared(image, pixels, hole, view, notes, checkpoint.from_pixels(seen), known)
 
@@ -216,7 +217,7 @@ def _in_view(view: Framing, rows: slice, cols: slice) -> np.ndarray:
 def _finish(item: _Prepared, fills: list[np.ndarray], blend: bool, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(raw, shown) pixel arrays over the hole's region for each model-size fill (S, S, C) 0…255:
     the fill warped back (its edges restored where it was enlarged), its colours matched to the
-    photo's, given the photo's fine detail, pasted into the hole, blended. Hole pixels outside the
+    photo's, given grain like the photo's, pasted into the hole, blended. Hole pixels outside the
     model's square get a classical fill."""
     region = _hole_region(item.hole)
     upscale = 1 / item.view.scale
@@ -244,13 +245,17 @@ def _finish(item: _Prepared, fills: list[np.ndarray], blend: bool, seed: int) ->
 
 def _fills_show_a_face(checkpoint: Checkpoint, item: _Prepared, candidates: torch.Tensor) -> bool:
     """Whether the model's square, its hole filled by any of the candidates, shows a face a
-    detector can see (for a face framing that only the framer vouched for)."""
+    detector can see and the photo supports (for a face framing that only the framer vouched
+    for): see locate.shows_face."""
+
+    def pictures(pixels: torch.Tensor) -> np.ndarray:
+        array = (pixels.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+        return np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array
+
     known = item.model_known
     completed = checkpoint.to_pixels(known * item.model_image + (1 - known) * candidates)
-    views = (completed.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
-    if views.shape[-1] == 1:
-        views = np.repeat(views, 3, axis=-1)
-    return shows_face(views, known[0].numpy() > 0.5, face_template(checkpoint))
+    drawn = pictures(checkpoint.to_pixels(candidates))  # the generator's whole pictures: their outline
+    return shows_face(pictures(completed), known[0].numpy() > 0.5, face_template(checkpoint), drawn)
 
 
 def _classical_result(item: _Prepared, region: tuple[slice, slice], seconds: float, notes: list[str]) -> FillResult:
@@ -316,8 +321,9 @@ def _map(function: Callable, values: list, workers: int) -> list:
 
 @dataclass
 class SearchedFills:
-    """Photos whose search is done and whose fills are still to be finished on the host (warped
-    back, given detail, blended): `finish` may run on another thread while the next batch searches."""
+    """Photos whose search (and generator adaptation) is done and whose fills are still to be
+    finished on the host (warped back, given grain, blended): `finish` may run on another thread
+    while the next batch searches."""
 
     checkpoint: Checkpoint
     request: FillRequest
@@ -326,7 +332,9 @@ class SearchedFills:
     outputs: list[FillResult | None]
     searched: list[int]
     result: SearchResult | None
-    per_image: float  # seconds of framing and search per photo
+    per_image: float  # seconds of framing, search and adaptation per photo
+    faces: dict[int, bool] = field(default_factory=dict)  # searched photo → whether the face model fills it
+    adapted: dict[int, torch.Tensor] = field(default_factory=dict)  # photo → its adapted G(z), model space
 
     def finish(self, workers: int = 1) -> list[FillResult]:
         """Every photo's FillResult, in the order they were given."""
@@ -336,20 +344,19 @@ class SearchedFills:
         return self.outputs
 
     def _finish_one(self, index: int) -> FillResult:
-        item, crop, blend = self.prepared[index], self.request.crop, self.request.blend
+        item, blend = self.prepared[index], self.request.blend
         t0 = time.perf_counter()
         region = _hole_region(item.hole)
         if item.view is None:
             return _classical_result(item, region, self.per_image + time.perf_counter() - t0, item.notes)
+        if not self.faces.get(index, True):
+            return _classical_result(item, region, self.per_image + time.perf_counter() - t0, [NO_FACE_NOTE])
         i = self.searched.index(index)
         result = self.result
-        if (
-            crop == "auto"
-            and not item.view.confirmed
-            and not _fills_show_a_face(self.checkpoint, item, result.candidates[i])
-        ):
-            return _classical_result(item, region, self.per_image + time.perf_counter() - t0, [NO_FACE_NOTE])
-        fills = [self.checkpoint.to_pixels(fill).permute(1, 2, 0).numpy() * 255 for fill in result.candidates[i]]
+        candidates = result.candidates[i]
+        if index in self.adapted:  # the adapted fill replaces the search's best
+            candidates = torch.cat([self.adapted[index][None], candidates[1:]])
+        fills = [self.checkpoint.to_pixels(fill).permute(1, 2, 0).numpy() * 255 for fill in candidates]
         finished = _finish(item, fills, blend, self.seed)
         raw_best, best = finished[0]
         image = _to_output(item, region, best)
@@ -364,18 +371,25 @@ class SearchedFills:
             framing=item.view.how,
             seconds=self.per_image + time.perf_counter() - t0,
             notes=item.notes,
+            adapted=index in self.adapted,
         )
+
+
+Progress = SearchProgress | AdaptProgress
+ADAPTED_FRAMINGS = ("face", "face-box")  # the framings whose fills get a generator adapted to the photo
 
 
 def search_fills(
     checkpoint: Checkpoint,
     items: list[FillItem] | list[tuple[Image.Image, np.ndarray]],
     request: FillRequest = FillRequest(),
-    callback: Callable[[SearchProgress], bool | None] | None = None,
+    callback: Callable[[Progress], bool | None] | None = None,
     workers: int = 1,
 ) -> SearchedFills:
-    """Frame the photos (on `workers` threads) and search them all in one batch; the fills are
-    finished by the returned object's `finish`."""
+    """Frame the photos (on `workers` threads), search them all in one batch, keep the faces a
+    framer-only framing must show, and adapt the generator to each photo the face model fills;
+    the fills are finished by the returned object's `finish`. `callback` gets the search's
+    progress, then the adaptation's (returning True stops either)."""
     settings, crop = request.search, request.crop
     started = time.perf_counter()
     items = [item if isinstance(item, FillItem) else FillItem(*item) for item in items]
@@ -392,24 +406,81 @@ def search_fills(
         # starts, more chances that one of them draws it clearly enough (photo_quality.py).
         settings = resolve_settings(checkpoint, settings)
         settings = replace(settings, restarts=max(settings.restarts, VERIFY_STARTS))
-    result = None
+    fills = SearchedFills(checkpoint, request, settings.seed, prepared, outputs, searched, None, 0.0)
     if searched:
-        result = search(
+        fills.result = search(
             checkpoint,
             torch.stack([prepared[i].model_image for i in searched]),
             torch.stack([prepared[i].model_known for i in searched]),
             settings,
             callback,
         )
-    per_image = (time.perf_counter() - started) / max(len(prepared), 1)
-    return SearchedFills(checkpoint, request, settings.seed, prepared, outputs, searched, result, per_image)
+        fills.faces = _faces_kept(checkpoint, prepared, searched, fills.result, crop, workers)
+        fills.adapted = _adapted(checkpoint, request, prepared, searched, fills, callback)
+    fills.per_image = (time.perf_counter() - started) / max(len(prepared), 1)
+    return fills
+
+
+def _faces_kept(
+    checkpoint: Checkpoint,
+    prepared: dict[int, _Prepared],
+    searched: list[int],
+    result: SearchResult,
+    crop: str,
+    workers: int,
+) -> dict[int, bool]:
+    """For each searched photo, whether the face model fills it: yes, unless its face was framed
+    by the framer alone (crop "auto") and none of the search's fills shows it (then no face owns
+    the hole). Judged on the search's own fills, before any adaptation to the photo."""
+
+    def kept(position: int) -> bool:
+        item = prepared[searched[position]]
+        if crop != "auto" or item.view.confirmed:
+            return True
+        return _fills_show_a_face(checkpoint, item, result.candidates[position])
+
+    return dict(zip(searched, _map(kept, list(range(len(searched))), workers)))
+
+
+def _adapted(
+    checkpoint: Checkpoint,
+    request: FillRequest,
+    prepared: dict[int, _Prepared],
+    searched: list[int],
+    fills: SearchedFills,
+    callback: Callable[[Progress], bool | None] | None,
+) -> dict[int, torch.Tensor]:
+    """The generator adapted to each photo whose face the face model fills (its best fill redrawn),
+    when the request's adaptation has steps. Only faces framed in a photo ("face", "face-box"): an
+    image already framed as the model's own square ("whole", e.g. an aligned 64×64 face) is what
+    the generator was trained on, and there adapting it gained nothing (README, "Adapting the
+    generator to the photo")."""
+    settings = resolve_adapt(checkpoint, request.adapt)
+    chosen = [
+        position
+        for position, index in enumerate(searched)
+        if fills.faces[index] and prepared[index].view.how in ADAPTED_FRAMINGS
+    ]
+    if not settings.steps or not chosen:
+        return {}
+    result = fills.result
+    adapted = adapt(
+        checkpoint,
+        torch.stack([prepared[searched[p]].model_image for p in chosen]),
+        torch.stack([prepared[searched[p]].model_known for p in chosen]),
+        result.z[chosen],
+        settings,
+        lam=resolve_settings(checkpoint, request.search).lam,
+        callback=callback,
+    )
+    return {searched[p]: image for p, image in zip(chosen, adapted.images)}
 
 
 def fill_images(
     checkpoint: Checkpoint,
     items: list[FillItem] | list[tuple[Image.Image, np.ndarray]],
     request: FillRequest = FillRequest(),
-    callback: Callable[[SearchProgress], bool | None] | None = None,
+    callback: Callable[[Progress], bool | None] | None = None,
     workers: int | None = None,
 ) -> list[FillResult]:
     """Inpaint photos in one search batch: FillItems, or (image, hole) pairs, as `request` says.
@@ -428,5 +499,5 @@ def describe_view(result: FillResult) -> str:
     return (
         f"framing: {view.how} (the model's {view.size}×{view.size} square is {view.side():.0f} px wide at "
         f"({corner[0]}, {corner[1]}), turned {view.angle:+.0f}°); context loss {result.context_loss:.2f}, "
-        f"perceptual loss {result.perceptual_loss:.4f}"
+        f"perceptual loss {result.perceptual_loss:.4f}" + ("; generator adapted to the photo" if result.adapted else "")
     )

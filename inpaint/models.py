@@ -117,6 +117,39 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.main(z.reshape(z.shape[0], -1, 1, 1))
 
+    def forward_with(self, z: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+        """G(z) drawn with some of its tensors replaced, one copy per latent: `weights` maps
+        parameter names (as named_parameters gives them, "main.3.weight") to tensors with a leading
+        entry per row of z, (N, *shape). Each sample is drawn by its own copy, all in one batch (a
+        convolution with per-sample weights runs as one grouped convolution over the batch).
+        BatchNorm always uses its running statistics (eval mode), so samples never mix."""
+        n = z.shape[0]
+        x = z.reshape(n, -1, 1, 1)
+        for index, layer in enumerate(self.main):
+            weight, bias = weights.get(f"main.{index}.weight"), weights.get(f"main.{index}.bias")
+            if isinstance(layer, nn.ConvTranspose2d) and weight is not None:
+                _, channels_in, channels_out, *kernel = weight.shape
+                x = nn.functional.conv_transpose2d(
+                    x.reshape(1, n * channels_in, *x.shape[2:]),
+                    weight.reshape(n * channels_in, channels_out, *kernel),
+                    stride=layer.stride,
+                    padding=layer.padding,
+                    groups=n,
+                )
+                x = x.reshape(n, channels_out, *x.shape[2:])
+            elif isinstance(layer, nn.BatchNorm2d):
+                x = nn.functional.batch_norm(x, layer.running_mean, layer.running_var, eps=layer.eps)
+                scale = _per_sample(layer.weight if weight is None else weight)
+                x = x * scale + _per_sample(layer.bias if bias is None else bias)
+            else:
+                x = layer(x)
+        return x
+
+
+def _per_sample(values: torch.Tensor) -> torch.Tensor:
+    """Per-channel values (C,) or per-sample ones (N, C), shaped to scale (N, C, H, W) maps."""
+    return values.reshape(-1 if values.dim() == 2 else 1, values.shape[-1], 1, 1)
+
 
 class Discriminator(nn.Module):
     """Image (N, C, S, S) → realness logits (N,): strided convs, BatchNorm, LeakyReLU 0.2."""

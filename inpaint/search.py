@@ -32,7 +32,7 @@ import math
 import os
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import cv2
@@ -453,6 +453,21 @@ class _Replayed:
             return
         self.graph = graph
         graph.replay()  # capture records without running: this iteration runs now
+
+
+@contextlib.contextmanager
+def graphed(
+    step: Callable[[], None], optimiser: torch.optim.Optimizer, device: torch.device, calls: int
+) -> Iterator[Callable[[], None]]:
+    """`step` (which reads nothing back to the host and keeps its tensors in place) as it should be
+    called `calls` times on `device`: on CUDA, replayed as a CUDA graph (holding the process's graph
+    lock, with `device` current) unless graphs are off or it runs too few times to pay; elsewhere as
+    it is."""
+    if device.type != "cuda" or not cuda_graphs_enabled() or calls <= GRAPH_WARMUP:
+        yield step
+        return
+    with _CUDA_GRAPH_LOCK, torch.cuda.device(device):
+        yield _Replayed(step, optimiser, device)
 
 
 def search(

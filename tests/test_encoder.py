@@ -189,9 +189,7 @@ def test_the_early_stop_never_stops_an_image_whose_loss_is_still_falling(with_en
             iterations=120, restarts=2, lr=0.01, init="encoder", report_every=1, patience=8, tolerance=tolerance
         )
         histories: list[torch.Tensor] = []
-        stopped = search(
-            checkpoint, faces, known, settings, lambda p: histories.append(p.restart_context_loss.clone())
-        )
+        stopped = search(checkpoint, faces, known, settings, lambda p: histories.append(p.restart_context_loss.clone()))
         best = torch.stack(histories)  # (1 + iterations, N, k): every start's best context loss, from the start
         seen_stops += int((stopped.iterations < settings.iterations).sum())
         seen_full_runs += int((stopped.iterations == settings.iterations).sum())

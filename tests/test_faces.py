@@ -20,7 +20,14 @@ from inpaint.cli import main
 from inpaint.engine import NO_FACE_NOTE, FillRequest, choose_view, face_template, fill_images
 from inpaint.errors import UserError
 from inpaint.framing import Framing, apply
-from inpaint.locate import FaceTemplate, find_face_framing, parse_face_box, photo_framing
+from inpaint.locate import (
+    OUTLINE_AGREEMENT,
+    FaceTemplate,
+    find_face_framing,
+    outline_agreement,
+    parse_face_box,
+    photo_framing,
+)
 from inpaint.search import SearchSettings
 
 pytestmark = pytest.mark.skipif(not faces.available(), reason="needs dlib-bin and face_recognition_models")
@@ -30,6 +37,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "faces"
 FAST = SearchSettings(iterations=5, restarts=2, top_k=2)
 ASTRONAUT_EYE_CENTRES = np.array([[203.2, 101.4], [246.8, 103.7]])  # dlib's landmarks on the intact photo
 ASTRONAUT_EYES = (slice(92, 124), slice(172, 278))  # a bar over both eyes
+# A box over her eyes, nose and mouth (dlib's landmarks 36–67 on the intact photo span x 195–255,
+# y 98–156); her hair, ears, cheeks' edges and chin stay.
+ASTRONAUT_MIDDLE = (slice(88, 164), slice(186, 264))
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +148,46 @@ def test_a_hole_no_face_owns_gets_a_classical_fill_and_says_so(default, astronau
     assert "no face owns the hole" in out and "framing: classical" in out
     [forced] = fill_images(default, [(Image.fromarray(astronaut), hole)], FillRequest(FAST, crop="context"))
     assert forced.framing == "context"  # the user insists on the face model
+
+
+def test_a_face_whose_middle_is_blanked_is_filled_as_a_face_from_its_outline(default, astronaut):
+    hole = np.zeros(astronaut.shape[:2], bool)
+    hole[ASTRONAUT_MIDDLE] = True
+    photo = astronaut.copy()
+    photo[hole] = 0
+    [result] = fill_images(default, [(Image.fromarray(photo), hole)], FillRequest(FAST))
+    assert result.framing == "face" and NO_FACE_NOTE not in result.notes
+    assert not result.view.confirmed  # no detector saw it before the fill: its outline vouched for it
+    reference = photo_framing(astronaut, face_template(default), 64, True, default.framer)  # the intact photo
+    assert np.linalg.norm(result.view.corners() - reference.corners(), axis=1).max() < 0.2 * reference.side()
+    assert np.array_equal(np.asarray(result.image)[~hole], photo[~hole])
+
+
+@pytest.mark.parametrize("where", ["suit", "texture"])
+def test_a_face_sized_hole_that_no_face_owns_is_still_filled_classically(default, astronaut, where):
+    """The same box as over the astronaut's face's middle, on her suit (below her face) and on a
+    photo of grainy blobs: the framer proposes a face there, the fill must not be let through."""
+    if where == "suit":
+        photo, rows, cols = astronaut.copy(), slice(330, 406), slice(150, 228)
+    else:
+        noise = np.random.default_rng(0).normal(0, 1, (360, 480, 3))
+        photo = np.clip(128 + 40 * cv2.GaussianBlur(noise, (0, 0), 4) / 0.07, 0, 255).astype(np.uint8)
+        rows, cols = slice(140, 216), slice(200, 278)
+    hole = np.zeros(photo.shape[:2], bool)
+    hole[rows, cols] = True
+    photo[hole] = 0
+    [result] = fill_images(default, [(Image.fromarray(photo), hole)], FillRequest(FAST))
+    assert result.framing == "classical" and result.view is None and result.notes == [NO_FACE_NOTE]
+
+
+def test_outline_agreement_tells_a_faces_own_outline_from_another_picture(astronaut):
+    known = np.ones((64, 64), bool)
+    known[20:44, 18:46] = False
+    face = cv2.resize(astronaut[40:240, 125:325], (64, 64), interpolation=cv2.INTER_AREA)
+    assert outline_agreement(face, face, known) > 0.99
+    lawn = np.random.default_rng(1).integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    assert abs(outline_agreement(lawn, face, known)) < OUTLINE_AGREEMENT / 2
+    assert outline_agreement(np.full_like(face, 90), face, known) == 0.0  # a flat wall shows no outline
 
 
 def test_with_crop_face_a_photo_without_any_face_is_an_error(default, tmp_path, capsys):

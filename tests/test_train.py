@@ -376,7 +376,7 @@ def test_cuda_steps_do_not_wait_for_the_gpu_and_resume_on_the_cpu(synthetic_fold
             finally:
                 torch.cuda.set_sync_debug_mode("default")
         waits.append(sum("synchroniz" in str(w.message) for w in caught))
-    assert waits[0] == waits[1], waits
+    assert waits[1] <= waits[0], waits
     state = torch.load(next((tmp_path / "gpu4" / "checkpoints").glob("state-*.pt")), weights_only=True)
     assert state["opt_g"]["param_groups"][0]["fused"] is True
     # A CUDA run's state resumes on the CPU, and a CPU run's on CUDA.

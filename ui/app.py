@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from inpaint import editor
+from inpaint.adapt import SUGGESTED_STEPS, AdaptProgress, AdaptSettings, resolve_adapt
 from inpaint.assets import checkpoints_folder, example_faces
 from inpaint.checkpoint import (
     DEFAULT_CHECKPOINT,
@@ -70,6 +71,7 @@ QUEUE_SIZE = 32
 CACHE_CLEANUP = (600, 3600)
 PRESETS = ("painted",) + MASK_KINDS
 MAX_ITERATIONS, MAX_RESTARTS = 2000, 32  # the sliders' ranges
+MAX_ADAPT_STEPS = 500
 LAM_MAX = 10.0  # λ weighs the discriminator's opinion against the context (default 0.003): 10 is already absurd
 MAX_CONCEPT_SEEDS = 256  # seeds averaged into one concept
 MAX_SAMPLES, MAX_FRAMES = 48, 24  # the sliders' ranges
@@ -78,7 +80,7 @@ MAX_SAMPLES, MAX_FRAMES = 48, 24  # the sliders' ranges
 # the chosen model's own (None, which resolve_settings fills in). A concept's photo is optional, as on the page.
 # Keyed by endpoint, then parameter.
 API_DEFAULTS: dict[str, dict[str, Any]] = {
-    "inpaint": {"iterations_n": None, "restarts_n": None},
+    "inpaint": {"iterations_n": None, "restarts_n": None, "adapt_steps_n": None},
     "arithmetic": {"a_photo": None, "b_photo": None, "c_photo": None},
 }
 
@@ -233,6 +235,16 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
                 )
                 seed = gr.Number(value=0, precision=0, minimum=0, maximum=SEED_MAX, label="Seed")
                 blend = gr.Checkbox(value=True, label="Poisson blending")
+                adapt_steps = gr.Slider(
+                    0,
+                    MAX_ADAPT_STEPS,
+                    value=_adapt_steps(models, models.default),
+                    step=5,
+                    label="Adapt the generator to the photo: steps (0 = off)",
+                    info="after the search, a copy of the generator is tuned to the photo's known pixels, so the "
+                    f"fill can look more like this person; off by default, {SUGGESTED_STEPS} is the measured recipe",
+                    elem_id="adapt-steps",
+                )
             with gr.Row():
                 run = gr.Button("Inpaint", variant="primary", elem_id="run")
                 stop = gr.Button("Stop", elem_id="stop")
@@ -268,7 +280,7 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
             download = gr.File(label="Download the result")
     clicks = gr.State({"scale": 1.0, "first": None})
     checked_editor(photo)
-    for field in (iterations, restarts):
+    for field in (iterations, restarts, adapt_steps):
         checked_number(field, empty=True)  # an API caller's None: the model's own count (API_DEFAULTS)
     for field in (lam, seed):
         checked_number(field)
@@ -308,6 +320,7 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
         seed_value,
         blend_on,
         init_mode,
+        adapt_steps_n,
         request: gr.Request = None,
         progress=gr.Progress(),
     ):
@@ -344,7 +357,7 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
                     f"turned {chosen.angle:+.0f}°) "
                     f"and draws it at **{size}×{size} pixels**"
                     + (
-                        f"; the fill is enlarged {1 / chosen.scale:.1f}× and given the photo's own fine detail."
+                        f"; the fill is enlarged {1 / chosen.scale:.1f}× and given grain like the photo's."
                         if 1 / chosen.scale > 1.5
                         else "."
                     )
@@ -376,6 +389,7 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
                         init=init_mode or "auto",
                     ),
                 )
+                adapting = AdaptSettings(steps=None if adapt_steps_n is None else int(adapt_steps_n))
             except UserError as error:
                 raise refuse(error) from None
             events: queue.Queue = queue.Queue()
@@ -391,7 +405,7 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
                         fill_images(
                             checkpoint,
                             [item],
-                            FillRequest(settings, crop=crop_mode, blend=bool(blend_on)),
+                            FillRequest(settings, crop=crop_mode, blend=bool(blend_on), adapt=adapting),
                             callback=report,
                         )[0]
                     )
@@ -409,15 +423,22 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
                     # overwritten by progress messages still on their way to the page.
                     yield (gr.skip(),) * 5 + (stopped_status(shown), gr.skip(), gr.skip())
                     return
-                if isinstance(item, SearchProgress):
-                    progress(item.iteration / item.iterations, desc="searching z")
+                if isinstance(item, (SearchProgress, AdaptProgress)):
                     current = _pil(checkpoint.to_pixels(item.current))[0].resize(
                         (4 * size, 4 * size), Image.Resampling.NEAREST
                     )
-                    shown = (
-                        f"{framing_text}\n\nIteration {item.iteration} / {item.iterations}: "
-                        f"context loss {float(item.context_loss[0]):.2f}"
-                    )
+                    if isinstance(item, SearchProgress):
+                        progress(item.iteration / item.iterations, desc="searching z")
+                        shown = (
+                            f"{framing_text}\n\nIteration {item.iteration} / {item.iterations}: "
+                            f"context loss {float(item.context_loss[0]):.2f}"
+                        )
+                    else:
+                        progress(item.step / max(item.steps, 1), desc="adapting the generator")
+                        shown = (
+                            f"{framing_text}\n\nAdapting the generator to the photo: step {item.step} / "
+                            f"{item.steps}, known pixels' L1 {float(item.loss[0]):.1f}"
+                        )
                     yield (gr.skip(), gr.skip(), gr.skip(), current, gr.skip(), shown, gr.skip(), gr.skip())
                 elif isinstance(item, UserError):
                     raise refuse(item)
@@ -469,9 +490,10 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
 
     for trigger in (model.change, init.change):
         trigger(search_defaults, [model, init], [iterations, restarts], api_name=False)
+    model.change(lambda name: _adapt_steps(models, name), model, adapt_steps, api_name=False)
     event = run.click(
         inpaint,
-        [model, photo, preset, crop, face_box, iterations, restarts, lam, seed, blend, init],  # inpaint's parameters
+        [model, photo, preset, crop, face_box, iterations, restarts, lam, seed, blend, init, adapt_steps],  # parameters
         [result, raw, candidates, preview, download, status, view, clicks],
         api_name="inpaint",
         concurrency_limit=CONCURRENCY,
@@ -490,28 +512,39 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
     )
 
 
+def _adapt_steps(models: Models, model_name: str) -> int:
+    """The adaptation steps a model gets by default (resolve_adapt: on for face models)."""
+    return resolve_adapt(models.get(model_name), AdaptSettings()).steps
+
+
 def _planned(models: Models, model_name: str, init_mode: str) -> SearchSettings:
     """The default search for a model and a start: resolve_settings fills in the counts."""
     return resolve_settings(models.get(model_name), SearchSettings(init=init_mode or "auto"))
 
 
-def _concept(checkpoint: Checkpoint, seeds: str, photo: str | None, name: str, empty: str) -> torch.Tensor:
-    """A concept's latents: those of its seeds, and the projection of its photo (a checked upload's path);
-    `name` names the seeds field in refusals, `empty` says what an empty concept needs."""
+def _concept(
+    checkpoint: Checkpoint, seeds: str, photo: str | None, name: str, empty: str
+) -> tuple[torch.Tensor, editor.Deltas | None]:
+    """A concept's latents: those of its seeds, and the projection of its photo (a checked upload's path),
+    with their generator changes (the photo's adaptation; None when there is none); `name` names the seeds
+    field in refusals, `empty` says what an empty concept needs."""
     try:
         latents = editor.parse_seeds(seeds, name, allow_empty=True, most=MAX_CONCEPT_SEEDS)
     except UserError as error:
         raise refuse(error) from None
     z = [editor.latents_for_seeds(checkpoint, latents)] if latents else []
+    changes: list[editor.Deltas | None] = [None] * len(latents)
     if photo is not None:
         try:
             picture = read_upload(photo, Path(photo).name)
         except UserError as error:
             raise refuse(error) from None
-        z.append(editor.project(checkpoint, picture).z[None])
+        projection = editor.project(checkpoint, picture)
+        z.append(projection.z[None])
+        changes.append(projection.deltas or None)
     if not z:
         raise refuse(f"{name.split(':')[0]}: {empty}")
-    return torch.cat(z)
+    return torch.cat(z), editor.stack_deltas(changes)
 
 
 def _edit_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
@@ -580,19 +613,26 @@ def _edit_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
 
     def arithmetic(model_name, a_seeds, b_seeds, c_seeds, a_photo, b_photo, c_photo, n_variations, noise_level):
         checkpoint = models.get(model_name)
-        a, b, c = (
+        (a, a_deltas), (b, b_deltas), (c, c_deltas) = (
             _concept(checkpoint, s, p, f"Concept {name}: seeds", "needs seeds (e.g. 3, 17, 42) or a photo")
             for name, s, p in (("A", a_seeds, a_photo), ("B", b_seeds, b_photo), ("C", c_seeds, c_photo))
         )
         z = editor.arithmetic(checkpoint, a, b, c, n_variations, noise_level)
-        pictures = generate(checkpoint, torch.cat([editor.equation(checkpoint, a, b, c, z)[:3], z]))
+        deltas = editor.arithmetic_deltas(a_deltas, b_deltas, c_deltas, len(z))
+        concepts = editor.stack_deltas([editor.mean_deltas(d) for d in (a_deltas, b_deltas, c_deltas)])
+        pictures = torch.cat(
+            [
+                editor.render(checkpoint, editor.equation(checkpoint, a, b, c, z)[:3], concepts),
+                editor.render(checkpoint, z, deltas),
+            ]
+        )
         labels = ["A − B + C"] + [f"variation {i}" for i in range(1, len(z))]
         return grid_image(pictures[:4], columns=4), list(zip(_pil(pictures[3:]), labels))
 
     def interpolate(model_name, start_text, end_text, n_frames, path_kind):
         checkpoint = models.get(model_name)
         z0, z1 = (
-            _concept(checkpoint, text, None, name, "needs a seed (e.g. 3)").mean(0)
+            _concept(checkpoint, text, None, name, "needs a seed (e.g. 3)")[0].mean(0)
             for name, text in (("From", start_text), ("To", end_text))
         )
         pictures = generate(checkpoint, editor.interpolate(checkpoint, z0, z1, n_frames, path_kind))
