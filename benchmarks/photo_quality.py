@@ -15,7 +15,14 @@ reports:
              true pose, to the same photos before damage
   sharpness  variance of the Laplacian inside the hole / in the ring of known pixels around it
 and the same engine on the same faces aligned at 64×64 with the same holes (the figure the photo
-pipeline should come close to). A picture sheet shows 12 photos: input, ours, Telea.
+pipeline should come close to); "all" rows pool the hole kinds of a variant (PSNR over every
+photo, Fréchet over all their results). A picture sheet shows 12 photos: input, ours, Telea.
+
+Holes that no face owns, so that taking more faces never goes unnoticed: the same hole shapes at
+the same sizes and turns on photos without any face (the scene's background alone, each from its
+own random frame: "background"), and on the scenes' photos moved off the face onto the background
+beside it ("beside"). For each it reports the share our engine filled as a face (a false
+positive: a face painted where there is none) and the PSNR over the hole, ours and Telea's.
 
   python benchmarks/photo_quality.py --data ../shared/data/celeba --last 500 --limit 100 --out out/photo-quality
 """
@@ -34,7 +41,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scenes import HOLES, background_photos, framing_error, make_scene  # noqa: E402
+from scenes import HOLES, background_photos, framing_error, make_scene, off_face_hole  # noqa: E402
 
 from inpaint import faces  # noqa: E402
 from inpaint.checkpoint import checkpoint_or_default, load_checkpoint  # noqa: E402
@@ -95,6 +102,60 @@ def face_crop(image: np.ndarray, truth: np.ndarray, size: int, cell: int = 192, 
     return np.clip(to_model(image, view), 0, 255).astype(np.uint8)
 
 
+def off_face_cases(args, checkpoint, settings, scenes, empties, truths, rng) -> dict:
+    """For each place in args.no_face, hole kind and variant: holes that no face owns (see the
+    module's doc), filled by our engine; the share filled as a face, PSNR over the hole (ours,
+    Telea's). Beside a face, "true_face" is the share framed on that face itself (not a false one)."""
+    table = {}
+    for where in args.no_face:
+        for kind in args.holes:
+            if where == "background":
+                cases = [(e.photo, e.holes[kind], None) for e in empties]
+            else:
+                cases = [(s.photo, off_face_hole(s, kind, "beside", rng), i) for i, s in enumerate(scenes)]
+                cases = [case for case in cases if case[1] is not None]
+            for variant in args.variants:
+                photos = [
+                    np.where(h[..., None], 0, p).astype(np.uint8) if variant == "blank" else p for p, h, _ in cases
+                ]
+                results = []
+                for start in range(0, len(cases), args.batch):
+                    chunk = range(start, min(start + args.batch, len(cases)))
+                    items = [FillItem(Image.fromarray(photos[i]), cases[i][1]) for i in chunk]
+                    results += fill_images(checkpoint, items, FillRequest(settings))
+                face = [r.view is not None and r.view.how == "face" for r in results]
+                true_face = [
+                    f
+                    and index is not None
+                    and framing_error(r.view.matrix, truths[index], scenes[index]) < ALIGNED_WITHIN
+                    for f, r, (_, _, index) in zip(face, results, cases)
+                ]
+                row = {
+                    "photos": len(cases),
+                    "face": float(np.mean(face)),
+                    "true_face": float(np.mean(true_face)),
+                    "psnr_ours": float(
+                        np.mean([psnr(p, np.asarray(r.image), h) for (p, h, _), r in zip(cases, results)])
+                    ),
+                    "psnr_telea": float(
+                        np.mean([psnr(p, classical(q, h, cv2.INPAINT_TELEA), h) for (p, h, _), q in zip(cases, photos)])
+                    ),
+                }
+                table[f"{where}/{kind}/{variant}"] = row
+                print(f"  no face, {where}/{kind}/{variant}: {row['face']:.1%} filled as a face", flush=True)
+    if table:
+        rows = list(table.values())
+        total = sum(r["photos"] for r in rows)
+        table["all"] = {
+            "photos": total,
+            "face": sum(r["face"] * r["photos"] for r in rows) / total,
+            "true_face": sum(r["true_face"] * r["photos"] for r in rows) / total,
+            "psnr_ours": sum(r["psnr_ours"] * r["photos"] for r in rows) / total,
+            "psnr_telea": sum(r["psnr_telea"] * r["photos"] for r in rows) / total,
+        }
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint")
@@ -110,6 +171,14 @@ def main() -> None:
     parser.add_argument("--restarts", type=int)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-haar", action="store_true", help="skip the earlier Haar pipeline")
+    parser.add_argument(
+        "--no-face",
+        nargs="*",
+        choices=("background", "beside"),
+        default=["background", "beside"],
+        help="holes no face owns to count false faces on (none given: skip)",
+    )
+    parser.add_argument("--only-no-face", action="store_true", help="run only the holes that no face owns")
     parser.add_argument("--out", default="out/photo-quality")
     args = parser.parse_args()
 
@@ -121,12 +190,16 @@ def main() -> None:
     files, _ = find_images(args.data)
     files = files[-args.last :][: args.limit]
     rng = np.random.default_rng(args.seed)
+    empty_rng, beside_rng = np.random.default_rng([args.seed, 1]), np.random.default_rng([args.seed, 2])
     backgrounds = background_photos()
-    scenes, portraits = [], []
+    scenes, portraits, empties = [], [], []
     for path in files:
         portrait = np.asarray(load_image(path))
         portraits.append(portrait)
         scenes.append(make_scene(portrait, backgrounds[rng.integers(len(backgrounds))], rng))
+        # The same shapes and sizes on a photo without a face (its own frame and background).
+        empty = backgrounds[empty_rng.integers(len(backgrounds))]
+        empties.append(make_scene(portrait, empty, empty_rng, with_face=False))
     truths = [scene.true_framing(size, portrait.shape[:2]) for scene, portrait in zip(scenes, portraits)]
     haar = not args.no_haar and hasattr(cv2, "CascadeClassifier")
     out = Path(args.out)
@@ -151,7 +224,8 @@ def main() -> None:
 
     reference = descriptors([s.photo for s in scenes], truths) if scoring else None
     results: dict = {}
-    for kind in args.holes:
+    pooled: dict = {}  # variant → method → per-photo PSNRs and result descriptors over every hole kind
+    for kind in [] if args.only_no_face else args.holes:
         # The same faces aligned at the model's size with the same hole: the engine's own ceiling.
         aligned_faces = [
             np.clip(to_model(s.photo, Framing(t, size, "truth")), 0, 255).astype(np.uint8)
@@ -235,8 +309,12 @@ def main() -> None:
                         for v, t, s in zip(framings[name], truths, scenes)
                     ]
                     row.update(found=float(np.mean(found)), aligned=float(np.mean(right)))
+                pool = pooled.setdefault(variant, {}).setdefault(name, {"psnr": [], "descriptors": []})
+                pool["psnr"] += [psnr(s.photo, c, h) for s, c, h in zip(scenes, completed, holes)]
                 if reference is not None:
-                    row["frechet"] = frechet_distance(descriptors(completed, truths), reference)
+                    found_descriptors = descriptors(completed, truths)
+                    pool["descriptors"].append(found_descriptors)
+                    row["frechet"] = frechet_distance(found_descriptors, reference)
                 table[name] = row
             table["ours"]["face_finding_seconds"] = float(np.mean(finding))
             table["aligned_64"] = row_aligned
@@ -259,6 +337,26 @@ def main() -> None:
                 ]
                 rows = [np.hstack(cells[j : j + 2]) for j in range(0, len(cells) - 1, 2)]
                 Image.fromarray(np.vstack(rows)).save(out / f"sheet-{kind}-{variant}.png")
+    for variant, methods_pooled in pooled.items():
+        if len(args.holes) < 2:
+            break
+        table = {}
+        for name, pool in methods_pooled.items():
+            table[name] = {"psnr_hole": float(np.mean(pool["psnr"]))}
+            if reference is not None:
+                every = np.concatenate(pool["descriptors"])
+                table[name]["frechet"] = frechet_distance(every, np.concatenate([reference] * len(pool["descriptors"])))
+            kinds = [results[f"{kind}/{variant}"][name] for kind in args.holes]
+            if all("found" in row for row in kinds):
+                table[name].update({k: float(np.mean([row[k] for row in kinds])) for k in ("found", "aligned")})
+        results[f"all/{variant}"] = table
+    no_face = off_face_cases(args, checkpoint, settings, scenes, empties, truths, beside_rng)
+    write_text_atomic(
+        out / "results.json",
+        json.dumps(
+            {"photos": len(scenes), "settings": settings.__dict__, "results": results, "no_face": no_face}, indent=2
+        ),
+    )
     print("\n| hole / pixels | method | found | aligned | PSNR hole | Fréchet | sharpness |")
     print("|---|---|---|---|---|---|---|")
     for name, table in results.items():
@@ -270,9 +368,20 @@ def main() -> None:
                 f"{row['sharpness']:.2f}" if "sharpness" in row else "",
             ]
             print(f"| {name} | {method} | " + " | ".join(cells) + " |")
+    if no_face:
+        print("\n| no face: where / hole / pixels | photos | filled as a face | PSNR hole, ours | Telea |")
+        print("|---|---|---|---|---|")
+        for name, row in no_face.items():
+            print(
+                f"| {name} | {row['photos']} | {row['face']:.1%} | {row['psnr_ours']:.2f} | {row['psnr_telea']:.2f} |"
+            )
     print(
         "\nface finding: "
-        + ", ".join(f"{name} {table['ours']['face_finding_seconds'] * 1000:.0f} ms" for name, table in results.items())
+        + ", ".join(
+            f"{name} {table['ours']['face_finding_seconds'] * 1000:.0f} ms"
+            for name, table in results.items()
+            if "face_finding_seconds" in table["ours"]  # the pooled "all" rows have none
+        )
     )
     print(f"results.json and picture sheets in {out}")
 

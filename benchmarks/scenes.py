@@ -78,8 +78,16 @@ class Scene:
 
 
 def make_scene(
-    face: np.ndarray, background: np.ndarray, rng: np.random.Generator, scale_range=(2.0, 4.0), max_angle: float = 15.0
+    face: np.ndarray,
+    background: np.ndarray,
+    rng: np.random.Generator,
+    scale_range=(2.0, 4.0),
+    max_angle: float = 15.0,
+    with_face: bool = True,
 ) -> Scene:
+    """A photo with `face` placed in it, and its holes. `with_face=False` leaves the face out (the
+    same frame, the same holes where its features would be, the same draws from `rng`): holes of
+    a face's sizes on a photo without any face."""
     height, width = face.shape[:2]
     scale, angle = float(rng.uniform(*scale_range)), float(rng.uniform(-max_angle, max_angle))
     extent = scale * np.hypot(height, width)  # the rotated face fits in this square
@@ -107,6 +115,8 @@ def make_scene(
     size = (frame_w, frame_h)
     warped = cv2.warpAffine(face.astype(np.float32), rotation, size, flags=cv2.INTER_CUBIC)
     weight = cv2.warpAffine(alpha, rotation, size, flags=cv2.INTER_LINEAR)[..., None]
+    if not with_face:
+        weight = np.zeros_like(weight)
     photo = np.clip(photo * (1 - weight) + warped * weight, 0, 255).round().astype(np.uint8)
     holes = {}
     for kind, (left, top, right, bottom) in HOLES.items():
@@ -116,6 +126,47 @@ def make_scene(
         cv2.fillPoly(hole, [np.round(polygon).astype(np.int32)], 1)
         holes[kind] = hole.astype(bool)
     return Scene(photo, holes, rotation, angle, scale)
+
+
+# Where a hole may sit off the face, in the aligned file's coordinates: the hair above the forehead
+# (an eyes-sized bar over the top of the head, inside the oval), and beside the face (off the oval).
+HAIR = (20, 10, 69, 31)
+OVAL = ((44.0, 56.0), (40.0, 51.0))  # the composited oval's centre and half-axes (make_scene), before feathering
+
+
+def off_face_hole(scene: Scene, kind: str, where: str, rng: np.random.Generator, tries: int = 200) -> np.ndarray | None:
+    """A hole on a photo with a face that the face does not own: "hair" (HAIR, over the top of the
+    head) or "beside" (the shape of HOLES[kind], turned with the face, moved off the face's oval
+    onto the background, wholly inside the frame; None when no such place fits)."""
+    frame_h, frame_w = scene.photo.shape[:2]
+    left, top, right, bottom = HAIR if where == "hair" else HOLES[kind]
+    corners = np.array([[left, top], [right, top], [right, bottom], [left, bottom]], np.float64)
+    if where == "beside":
+        (cx, cy), (ax, ay) = OVAL
+        box_centre = corners.mean(0)
+        for _ in range(tries):
+            # A random direction and distance from the oval's centre, far enough for the whole
+            # box to clear the oval (checked on its corners and edge midpoints).
+            angle = rng.uniform(0, 2 * np.pi)
+            reach = rng.uniform(1.0, 2.5)
+            target = np.array([cx + reach * 1.4 * ax * np.cos(angle), cy + reach * 1.2 * ay * np.sin(angle)])
+            moved = corners - box_centre + target
+            edges = np.vstack([moved, (moved + np.roll(moved, 1, axis=0)) / 2])
+            if (
+                ((edges[:, 0] - cx) / ax) ** 2 + ((edges[:, 1] - cy) / ay) ** 2 < 1.25**2
+            ).any():  # clear of the feathering too
+                continue
+            polygon = moved @ scene.face_to_photo[:, :2].T + scene.face_to_photo[:, 2]
+            if polygon.min() < 0 or (polygon[:, 0] > frame_w - 1).any() or (polygon[:, 1] > frame_h - 1).any():
+                continue
+            corners = moved
+            break
+        else:
+            return None
+    polygon = corners @ scene.face_to_photo[:, :2].T + scene.face_to_photo[:, 2]
+    hole = np.zeros((frame_h, frame_w), np.uint8)
+    cv2.fillPoly(hole, [np.round(polygon).astype(np.int32)], 1)
+    return hole.astype(bool)
 
 
 def framing_error(estimated: np.ndarray, truth: np.ndarray, scene: Scene) -> float:
