@@ -244,7 +244,8 @@ def raw_photo(client, files) -> dict:
 
 @pytest.mark.parametrize("change, message", NUMBER_REFUSALS)
 def test_inpaint_refuses_bad_numbers_with_one_line(client, raw_photo, capfd, change, message):
-    values = {"preset": "painted", "iterations": 10, "restarts": 1, "lam": 0.003, "seed": 0, "init": "auto", **change}
+    values = {"preset": "painted", "iterations": 10, "restarts": 1, "lam": 0.003, "seed": 0, "init": "auto"}
+    values |= {"adapt_steps": 0, **change}  # a raw call gets no defaults: every parameter is sent
     capfd.readouterr()
     answer = _raw_call(
         client,
@@ -261,6 +262,7 @@ def test_inpaint_refuses_bad_numbers_with_one_line(client, raw_photo, capfd, cha
             values["seed"],
             True,
             values["init"],
+            values["adapt_steps"],
         ],
     )
     assert answer[0] == "error" and message in answer[1], answer
@@ -268,7 +270,7 @@ def test_inpaint_refuses_bad_numbers_with_one_line(client, raw_photo, capfd, cha
 
 
 def test_raw_calls_with_good_values_still_work(client, raw_photo):
-    answer = _raw_call(client, "inpaint", [MODEL, raw_photo, "painted", "auto", "", 10, 1, 0.003, 0, True, "auto"])
+    answer = _raw_call(client, "inpaint", [MODEL, raw_photo, "painted", "auto", "", 10, 1, 0.003, 0, True, "auto", 0])
     assert answer[0] == "complete" and "Done in" in answer[1], answer
 
 
