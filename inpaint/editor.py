@@ -35,7 +35,7 @@ INTERPOLATIONS = ("slerp", "lerp")
 # A projection is adapted harder than a fill: an edit is made once and must start from the person
 # (every weight of G tuned, 100 steps: the astronaut's 64×64 view comes back at 38 dB against 23
 # with a fill's 40 steps of BatchNorm scales), while a fill must stay quick and its hole a face G
-# believes (README, "Adapting the generator to the photo").
+# believes (README, "Real photographs").
 PROJECTION_ADAPT = AdaptSettings(tuned="all", lr=2e-4)
 PROJECTION_STEPS = 100  # for a face model; other models: off
 Deltas = dict[str, torch.Tensor]  # a generator's change: tensor name → (N, *shape), one row per latent

@@ -453,8 +453,8 @@ def _adapted(
     """The generator adapted to each photo whose face the face model fills (its best fill redrawn),
     when the request's adaptation has steps. Only faces framed in a photo ("face", "face-box"): an
     image already framed as the model's own square ("whole", e.g. an aligned 64×64 face) is what
-    the generator was trained on, and there adapting it gained nothing (README, "Adapting the
-    generator to the photo")."""
+    the generator was trained on; faces seen at the model's scale gained nothing from it (README,
+    "Real photographs")."""
     settings = resolve_adapt(checkpoint, request.adapt)
     chosen = [
         position
