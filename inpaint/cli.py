@@ -130,8 +130,10 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
         choices=CROP_MODES,
         default="auto",
         help="the square the model sees: auto (for a face model the face the hole belongs to, aligned; "
-        "a classical fill when no face owns the hole), face (the likeliest face even if unconfirmed; an "
-        "error if there is none), context (the hole and its surroundings), whole",
+        "a classical fill when no face owns the hole; for other models the photo's short side over the hole, "
+        "as their training images were framed; an image at most twice the model's size: all of it), face (the "
+        "likeliest face even if unconfirmed; an error if there is none), context (the hole and its "
+        "surroundings), whole",
     )
     adapt_defaults = AdaptSettings()
     adapting = parser.add_argument_group("generator adaptation (after the search)")
@@ -204,6 +206,10 @@ def _load_for_search(args: argparse.Namespace):
     return checkpoint
 
 
+# How each search start reads in the fill's last line.
+START_WORDS = {"encoder": "the encoder's start", "random": "random starts"}
+
+
 def _fill(args: argparse.Namespace) -> int:
     import contextlib
     from dataclasses import replace
@@ -268,7 +274,8 @@ def _fill(args: argparse.Namespace) -> int:
             save_image(candidate, Path(args.candidates) / f"{source.stem}-candidate{rank}{out.suffix}")
     print(
         f"wrote {out} ({width}×{height}); hole {np.count_nonzero(hole) / hole.size:.1%} of the image; "
-        f"{describe_view(result)}; {result.seconds:.1f} s"
+        f"{describe_view(result)}; search from {START_WORDS[settings.init]}"
+        f"{'' if checkpoint.encoder else ' (the model has no encoder)'}; {result.seconds:.1f} s"
     )
     return 0
 
@@ -434,12 +441,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
     from inpaint.engine import face_template
     from inpaint.face_metrics import (
+        are_faces,
         evaluation_warnings,
         face_descriptors,
         frechet_distance,
     )
     from inpaint.images import find_images
     from inpaint.sampling import generate, latents_for_seed
+    from inpaint.swd import reference_scale, sliced_wasserstein
     from inpaint_training.data import decode_images
 
     if not Path(args.data).is_dir():
@@ -453,13 +462,21 @@ def _evaluate(args: argparse.Namespace) -> int:
     size, channels = checkpoint.config.image_size, checkpoint.config.channels
     real, kept, _ = decode_images(files, size, channels, warn=lambda m: print(m, file=sys.stderr))
     print(f"{len(kept)} reference images from {args.data}; {args.n} samples (seed {args.seed}) from {checkpoint.path}")
+    samples = generate(checkpoint, latents_for_seed(checkpoint, args.n, args.seed))
+    scale = reference_scale(real, args.seed)
+    score = sliced_wasserstein(samples, real, seed=args.seed)["swd"]
+    print(
+        f"sliced Wasserstein distance (×10³, lower is better): {score:.2f}"
+        f"  [its scale here: the references' two halves {scale['halves']:.2f}, against a blurred copy "
+        f"{scale['blurred']:.2f}, at {len(real) // 2} a side]"
+    )
+    if not are_faces(real, face_template(checkpoint)):
+        print("no Fréchet face distance: the reference images are not faces (or dlib is not installed)")
+        return 0
     for warning in evaluation_warnings(real, args.n, face_template(checkpoint)):
         print(f"warning: {warning}", file=sys.stderr)
     reference = face_descriptors(real, show_progress=True)
-    samples = face_descriptors(
-        generate(checkpoint, latents_for_seed(checkpoint, args.n, args.seed)), show_progress=True
-    )
-    print(f"Fréchet face-descriptor distance: {frechet_distance(samples, reference):.5f}")
+    print(f"Fréchet face-descriptor distance: {frechet_distance(face_descriptors(samples), reference):.5f}")
     return 0
 
 
@@ -676,12 +693,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "eval",
-        help="Fréchet face-descriptor distance of a checkpoint's samples to real faces",
-        description="Score a checkpoint: "
-        "Fréchet distance between dlib face descriptors of its samples and of real images.",
+        help="how close a checkpoint's samples are to real images (any content; faces get a face score too)",
+        description="Score a checkpoint's samples against real images: the sliced Wasserstein distance on "
+        "Laplacian-pyramid patches (any content, with its scale on these images), and for faces the Fréchet "
+        "distance between dlib face descriptors.",
     )
     evaluate.add_argument("--checkpoint", help="checkpoint file or folder (default: the shipped face model)")
-    evaluate.add_argument("--data", required=True, help="folder of real aligned faces")
+    evaluate.add_argument("--data", required=True, help="folder of real images (e.g. the run's held-out split)")
     evaluate.add_argument(
         "--last",
         type=count_arg(2, 10_000_000),

@@ -33,6 +33,7 @@ from inpaint.locate import (
     box_framing,
     context_framing,
     find_face_framing,
+    scene_framing,
     shows_face,
     whole_framing,
 )
@@ -163,7 +164,7 @@ def choose_view(
         if crop == "face":
             raise UserError("no face owns the hole (none found around it); give the face's box X,Y,W,H")
         return None
-    return context_framing(hole, size)
+    return context_framing(hole, size) if crop == "context" else scene_framing(hole, size)
 
 
 def model_pixels(checkpoint: Checkpoint, image: Image.Image) -> np.ndarray:

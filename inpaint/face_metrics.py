@@ -90,15 +90,32 @@ def evaluation_warnings(reference: torch.Tensor, samples: int, template=None, pr
             f"only {fewest} images on one side: the distance is biased upwards and varies from run to run "
             f"below about {RELIABLE_COUNT}; compare scores only at equal counts"
         )
-    from inpaint.locate import shows_face
-
-    picked = reference[torch.linspace(0, len(reference) - 1, min(probe, len(reference))).long()]
-    views = picked.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).contiguous().numpy()
-    known = np.ones(views.shape[1:3], bool)
-    seen = sum(shows_face(view[None], known, template) for view in views)
-    if seen < len(views) / 2:
+    seen, checked = faces_seen(reference, template, probe)
+    if seen < checked / 2:
         warnings.append(
-            f"a face detector finds a face in only {seen} of {len(views)} reference images checked: "
+            f"a face detector finds a face in only {seen} of {checked} reference images checked: "
             "the score compares face descriptors and means little for images that are not aligned faces"
         )
     return warnings
+
+
+def faces_seen(images: torch.Tensor, template=None, probe: int = 48) -> tuple[int, int]:
+    """(how many show a face, how many were checked): the face detector on up to `probe` of the
+    (N, C, S, S) uint8 images, evenly spread, looking where the face `template` puts a face."""
+    from inpaint.locate import shows_face
+
+    picked = images[torch.linspace(0, len(images) - 1, min(probe, len(images))).long()]
+    views = picked.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).contiguous().numpy()
+    known = np.ones(views.shape[1:3], bool)
+    return sum(shows_face(view[None], known, template) for view in views), len(views)
+
+
+def are_faces(images: torch.Tensor, template=None) -> bool:
+    """Whether a set of (N, C, S, S) uint8 images are faces: dlib is installed and its detector
+    finds one in most of them."""
+    from inpaint import faces
+
+    if not faces.available():
+        return False
+    seen, checked = faces_seen(images, template)
+    return seen >= checked / 2

@@ -1,5 +1,6 @@
 """Which part of a photo the model sees: the face the hole belongs to, aligned as in the training
-data; or the hole with its context; or the whole image.
+data; for a model that is not a face model, the square its training images were framed at (the
+photo's short side) over the hole; or the hole with its context; or the whole image.
 
 A face model was trained on faces in one framing (CelebA's are aligned by the eyes). Its
 checkpoint records that framing as a `FaceTemplate`: the mean positions, in model pixels, of
@@ -30,7 +31,8 @@ from inpaint.framer import Framer
 from inpaint.framing import Framing, apply, fit_similarity
 from inpaint.masks import hole_box, hole_points
 
-CONTEXT_FACTOR = 2.0  # without a face: the hole's bounding square, twice as large
+CONTEXT_FACTOR = 2.0  # crop "context": the hole's bounding square, twice as large
+SCENE_MARGIN = 1.25  # a model that is not a face model: a hole larger than the photo's short side gets this margin
 HOLE_LANDMARK_WEIGHT = 0.25  # a landmark inside the hole counts this much in the fit (its pixels may be gone)
 OWNED_FRACTION = 0.5  # a face owns a hole when at least this much of the hole lies in its square
 HOLE_SQUARES = (1.3, 2.0, 3.0)  # framer proposals around the hole, in hole extents
@@ -387,15 +389,31 @@ def photo_framing(
 
 def context_framing(hole: np.ndarray, size: int) -> Framing:
     """The hole's bounding square with as much context again around it, kept inside the photo."""
+    return _square_over_hole(hole, size, CONTEXT_FACTOR, 16, "context")
+
+
+def scene_framing(hole: np.ndarray, size: int) -> Framing:
+    """A model that is not a face model, in a photo larger than it: the square at the scale its
+    training images were framed at. Training images are resized by their short side and
+    centre-cropped, so a training image's square is its short side: the photo's short side here,
+    slid over the hole (kept inside the photo), or larger where the hole with a margin is larger.
+    A flower model sees a flower photo as it saw flowers, not one petal magnified around a small
+    hole, as the hole's own bounding square ("context") would show it."""
+    return _square_over_hole(hole, size, SCENE_MARGIN, min(hole.shape), "scene")
+
+
+def _square_over_hole(hole: np.ndarray, size: int, factor: float, least: int, how: str) -> Framing:
+    """The square of side max(`factor` × the hole's extent, `least`), at most the photo's longer
+    side, centred on the hole and slid to stay inside the photo where it fits."""
     height, width = hole.shape
     left, top, right, bottom = hole_box(hole)
     right, bottom = right + 1, bottom + 1
-    side = max(round(max(right - left, bottom - top) * CONTEXT_FACTOR), 16)
+    side = max(round(max(right - left, bottom - top) * factor), least)
     side = min(side, max(height, width))
     cx, cy = (left + right) / 2, (top + bottom) / 2
     box_left = float(np.clip(round(cx - side / 2), min(0, width - side), max(0, width - side)))
     box_top = float(np.clip(round(cy - side / 2), min(0, height - side), max(0, height - side)))
-    return Framing.square(box_left, box_top, side, size, "context")
+    return Framing.square(box_left, box_top, side, size, how)
 
 
 def whole_framing(shape: tuple[int, int], size: int) -> Framing:

@@ -62,10 +62,25 @@ def test_a_very_large_photo_is_inpainted_at_full_size(checkpoint):
     hole = np.zeros((3000, 4000), dtype=bool)
     hole[1400:1600, 2100:2400] = True
     [result] = fill_images(checkpoint, [(image, hole)], FillRequest(FAST))
-    assert result.image.size == (4000, 3000) and result.framing == "context"
-    assert result.view.side() < 1000  # the model's square is cut around the hole, not the whole photo
+    # Not a face model: the square is the photo's short side (its training framing), over the hole.
+    assert result.image.size == (4000, 3000) and result.framing == "scene"
+    left, top, right, bottom = result.view.photo_bounds()
+    assert result.view.side() == pytest.approx(3000) and left <= 2100 and right >= 2400 and top <= 1400
     before, after = np.asarray(image), np.asarray(result.image)
     assert np.array_equal(before[~hole], after[~hole]) and not np.array_equal(before[hole], after[hole])
+
+
+def test_the_scene_square_is_the_short_side_over_the_hole_or_larger_for_a_larger_hole():
+    from inpaint.locate import scene_framing
+
+    hole = np.zeros((300, 800), bool)
+    hole[100:150, 700:760] = True  # near the right edge
+    view = scene_framing(hole, 64)
+    # Slid to stay inside the photo: it starts at pixel (500, 0), whose outer corner is at (499.5, -0.5).
+    assert view.side() == pytest.approx(300) and view.corners()[0] == pytest.approx([499.5, -0.5])
+    wide = np.zeros((300, 800), bool)
+    wide[100:150, 100:500] = True  # 400 px wide: more than the short side
+    assert scene_framing(wide, 64).side() == pytest.approx(500)  # the hole with a quarter's margin
 
 
 def test_empty_mask_returns_the_image_unchanged_with_a_notice(checkpoint):

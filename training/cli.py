@@ -1,4 +1,5 @@
-"""`inpaint train`: argument parsing for the trainer (the loop itself is in training.loop)."""
+"""`inpaint train`: argument parsing for the trainer (the phases are in training.pipeline, the GAN's
+loop in training.loop, the encoder's in training.encoder)."""
 
 from __future__ import annotations
 
@@ -79,7 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--diffaug", help="differentiable augmentation policies for D's inputs, e.g. color,translation,cutout"
     )
 
-    evals = parser.add_argument_group("evaluation (dlib's face descriptors: installed with the package)")
+    evals = parser.add_argument_group(
+        "evaluation (sliced Wasserstein distance; for faces also dlib's face descriptors, installed with the package)"
+    )
     evals.add_argument(
         "--val-count",
         type=_limit("val_count"),
@@ -88,13 +91,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     evals.add_argument(
         "--eval-every",
         type=_limit("eval_every"),
-        help="epochs between Fréchet face-descriptor scores on the validation split; "
-        "the best is kept as checkpoints/best.safetensors",
+        help="epochs between scores on the validation split (sliced Wasserstein distance; for faces also the "
+        "Fréchet face-descriptor distance, which then picks the best); the best is kept as "
+        "checkpoints/best.safetensors",
     )
     evals.add_argument(
         "--eval-samples",
         type=_limit("eval_samples"),
         help=f"generated images per score (default {_DEFAULTS.eval_samples})",
+    )
+
+    encoder = parser.add_argument_group(
+        "phase 2: the inpainting encoder (starts every fill's search next to the answer; written into RUN's model)"
+    )
+    encoder.add_argument(
+        "--encoder-steps",
+        type=_limit("encoder_steps"),
+        help=f"its training steps (default {_DEFAULTS.encoder_steps}; with --minutes, at most what fits its share)",
+    )
+    encoder.add_argument(
+        "--encoder-share",
+        type=_limit("encoder_share"),
+        help=f"its share of --minutes (default {_DEFAULTS.encoder_share:g}; the GAN gets the rest)",
+    )
+    encoder.add_argument(
+        "--no-encoder",
+        action="store_true",
+        help="train the GAN alone (fills then search from random starts: many times slower)",
     )
 
     speed = parser.add_argument_group("hardware")
@@ -141,12 +164,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _given(args: argparse.Namespace) -> dict:
     """The option values the user actually typed (None means not given)."""
     names = {f.name for f in fields(TrainOptions)} - {"out"}
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if getattr(args, "no_encoder", False):
+        if given.get("encoder_steps"):
+            from inpaint.errors import UserError
+
+            raise UserError("--no-encoder and --encoder-steps contradict each other; give one")
+        given["encoder_steps"] = 0
+    return given
 
 
 def run(args: argparse.Namespace) -> int:
     from inpaint.errors import UserError
-    from inpaint_training.loop import NonFiniteLoss, resume_options, train
+    from inpaint_training.loop import NonFiniteLoss, resume_options
+    from inpaint_training.pipeline import train_run
 
     given = _given(args)
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
@@ -157,30 +188,37 @@ def run(args: argparse.Namespace) -> int:
 
             with tempfile.TemporaryDirectory(prefix="inpaint-dry-run-") as tmp:
                 options = dry_run_options(Path(tmp), args.out)
-                result = train(options)
-                report(f"dry run finished: {result.step} steps, losses {result.losses}")
+                result = train_run(options, log=report)
+                report(f"dry run finished: {result.step} GAN steps, then the encoder; model {result.model}")
             return 0
         if args.resume:
             if args.out and Path(args.out) != Path(args.resume):
                 raise UserError("--out and --resume name different folders; a resumed run continues in place")
             options = resume_options(Path(args.resume), given)
-            result = train(options, resume=True)
+            more_gan = any(name in given for name in ("steps", "epochs", "minutes"))
+            result = train_run(options, resume=True, more_gan=more_gan, log=report)
         else:
             if not args.data or not args.out:
                 raise UserError("inpaint train needs --data DIR and --out RUN_DIR (or --resume RUN_DIR, or --dry-run)")
             check_output(args.out, (args.data,), folder=True, what="--out")
             options = TrainOptions(**{**given, "out": args.out})
-            result = train(options)
+            result = train_run(options, log=report)
     except NonFiniteLoss as error:
         report(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # the encoder phase keeps its state on Ctrl-C
+        report(f"interrupted; continue with: inpaint train --resume {args.resume or args.out}", file=sys.stderr)
+        return 130
     if result.stopped_by == "interrupt":
         report(
             f"interrupted at step {result.step}; snapshot saved. Continue with: inpaint train --resume {result.run_dir}"
         )
         return 130
-    report(
-        f"stopped by {result.stopped_by} at step {result.step} (epoch {result.epoch:.2f}); "
-        f"checkpoint: {result.run_dir}/checkpoints, samples: {result.run_dir}/samples/latest.png"
-    )
+    if result.step is not None:
+        report(f"the GAN stopped by {result.stopped_by} at step {result.step} (epoch {result.epoch:.2f})")
+    if result.model is not None and main_process:
+        report(
+            f"model: {result.model} (model card: {result.run_dir}/README.md). "
+            f"Use it with: inpaint fill --checkpoint {result.run_dir} …, inpaint app --run {result.run_dir}"
+        )
     return 0

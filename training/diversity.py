@@ -8,7 +8,7 @@ distinct images. The diversity of a grid is the spread of its samples (the run's
 divided by the spread of a fixed set of real training images (the first 64 of the data set). A
 healthy generator scores about 0.6-1.2, a collapsed one (near-identical samples) near 0. It sees
 colour and layout, not identity: it tells a grid of one face from a grid of many, not how good
-or how face-like the faces are (the Fréchet score, --eval-every, does that).
+or how face-like the faces are (the scores of --eval-every do that).
 """
 
 from __future__ import annotations

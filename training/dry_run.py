@@ -37,4 +37,5 @@ def dry_run_options(work_dir: Path, out: str | None) -> TrainOptions:
         log_every=1,
         sample_every=3,
         checkpoint_every=3,
+        encoder_steps=2,
     )

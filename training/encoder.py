@@ -72,9 +72,10 @@ class EncoderOptions:
     device: str = "auto"
     log_every: int = 50
     checkpoint_every: int = 500
+    minutes: float | None = None  # a time budget: the steps are cut to what fits (fixed at the start)
 
     def validate(self) -> EncoderOptions:
-        check_all(self, ENCODER_LIMITS, flag)
+        check_all(self, ENCODER_LIMITS, flag, optional=("minutes",))
         return self
 
 
@@ -231,8 +232,39 @@ def validate(
 # --- The run ------------------------------------------------------------------------------------
 
 
-def train_encoder(options: EncoderOptions, resume: bool = False) -> Path:
-    """Train an inpainting encoder for options.checkpoint; returns the written checkpoint file."""
+def seconds_per_step(loss_of_step, net: EncoderNet, steps: int = 3) -> float:
+    """The time of one training step (forward, backward, Adam) of a throwaway `net`, after one
+    warm-up step: what fixes a time-limited run's step budget."""
+    optimiser = torch.optim.Adam(net.parameters())
+    times = []
+    for step in range(steps + 1):
+        started = time.perf_counter()
+        optimiser.zero_grad(set_to_none=True)
+        loss_of_step(step).backward()
+        optimiser.step()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times[1:]))
+
+
+def steps_in_budget(seconds_per_step: float, minutes: float, wanted: int) -> int:
+    """The steps that fit in `minutes` at the measured speed (at most `wanted`, at least 1), with a
+    tenth kept back for the validations and the final save."""
+    return max(1, min(wanted, int(minutes * 60 * 0.9 / max(seconds_per_step, 1e-6))))
+
+
+def _saved_steps(run: Path) -> int | None:
+    """The step budget an interrupted run resolved at its start (a time-limited run's)."""
+    try:
+        saved = json.loads((run / OPTIONS_FILE).read_text(encoding="utf-8"))
+        return int(saved["steps"]) if saved.get("minutes") is not None else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def train_encoder(options: EncoderOptions, resume: bool = False, desc: str = "training the encoder") -> Path:
+    """Train an inpainting encoder for options.checkpoint; returns the written checkpoint file. With
+    options.minutes the step budget is cut to what fits, timed on the first steps of a fresh run and
+    kept for its resumption (the learning-rate schedule depends on it)."""
     options.validate()
     run = check_output(options.out, (options.data, options.checkpoint), folder=True, what="--out")
     device = select_device(options.device)
@@ -247,36 +279,51 @@ def train_encoder(options: EncoderOptions, resume: bool = False) -> Path:
     check = decode_images(held_out[:256], size, config.channels, show_progress=False)[0] if held_out else images[-64:]
     template = FaceTemplate.from_metadata(checkpoint.metadata.get("framing"))
     regions = template.regions(size) if template is not None else None
+
+    precision = search_precision(device)
+    half = options.batch_size // 2
+    state_file = run / STATE_FILE
+
+    def losses_of(net: EncoderNet, step: int) -> StepLosses:
+        """The losses of step `step`: its batch, flips, latents and holes come from (seed, step)."""
+        rng = np.random.default_rng([options.seed, step])
+        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        z = checkpoint.prior.sample(half, config.latent_dim, generator).to(device)
+        real = images[torch.from_numpy(rng.integers(0, len(images), half))].float()
+        flip = torch.from_numpy(rng.random(half) < 0.5)
+        real[flip] = real[flip].flip(-1)
+        real = checkpoint.from_pixels(real.to(device) / 255)
+        generated_known, real_known = (known_masks(rng, half, size, regions).to(device) for _ in range(2))
+        return step_losses(checkpoint, net, z, generated_known, real, real_known, precision)
+
+    def new_net() -> EncoderNet:
+        torch.manual_seed(options.seed)
+        return EncoderNet(config, checkpoint.prior, EncoderConfig(options.width)).to(device)
+
+    if options.minutes is not None:
+        budget = _saved_steps(run) if resume and state_file.is_file() else None
+        if budget is None:
+            probe = new_net()
+            timing = seconds_per_step(lambda step: losses_of(probe, step).total(options), probe)
+            budget = steps_in_budget(timing, options.minutes, options.steps)
+        options.steps = budget
     write_text_atomic(
         run / OPTIONS_FILE,
         json.dumps({**asdict(options), "training_images": len(images), "held_out_images": len(held_out)}, indent=2)
         + "\n",
     )
-
-    torch.manual_seed(options.seed)
-    net = EncoderNet(config, checkpoint.prior, EncoderConfig(options.width)).to(device)
+    net = new_net()
     optimiser = torch.optim.Adam(net.parameters(), lr=options.lr / 10, betas=(0.9, 0.99))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, options.lr, total_steps=options.steps, pct_start=0.1)
-    state_file = run / STATE_FILE
     stats = StatsLog(run)
     state = NetworkState(state_file, options.steps, net=net, optimiser=optimiser, schedule=schedule)
     step = state.resume(stats, resume)
-    precision = search_precision(device)
-    half = options.batch_size // 2
 
     started, seen = time.perf_counter(), 0
-    bar = tqdm(total=options.steps, initial=step, unit="step", desc="training the encoder")
+    bar = tqdm(total=options.steps, initial=step, unit="step", desc=desc)
     try:
         while step < options.steps:
-            rng = np.random.default_rng([options.seed, step])
-            generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-            z = checkpoint.prior.sample(half, config.latent_dim, generator).to(device)
-            real = images[torch.from_numpy(rng.integers(0, len(images), half))].float()
-            flip = torch.from_numpy(rng.random(half) < 0.5)
-            real[flip] = real[flip].flip(-1)
-            real = checkpoint.from_pixels(real.to(device) / 255)
-            generated_known, real_known = (known_masks(rng, half, size, regions).to(device) for _ in range(2))
-            losses = step_losses(checkpoint, net, z, generated_known, real, real_known, precision)
+            losses = losses_of(net, step)
             loss = losses.total(options)
             if not torch.isfinite(loss):
                 raise UserError(

@@ -3,13 +3,14 @@
 `inpaint export RUN_DIR --out checkpoints/NAME` writes:
   model.safetensors   the run's best-scoring snapshot (else its newest), at the chosen precision
   samples.png         64 samples from seed 0
-  losses.png          losses, D outputs and Fréchet scores over training
+  losses.png          losses, D outputs, sample diversity and scores over training
   nearest.png         16 samples (left) beside their nearest training images by pixel distance
   card.json           every fact for the model card (README.md beside it), machine-readable
 
 For a face model (`--content faces`), the face framing of its training images (where dlib's
 landmarks sit in the model's square, inpaint.locate.FaceTemplate) is measured on up to 1,000 of
-them and stored in the checkpoint. Its framer is trained afterwards by `inpaint train-framer`.
+them and stored in the checkpoint (`content="auto"`: when the face detector finds faces in most of
+them). Its framer is trained afterwards by `inpaint train-framer`.
 """
 
 from __future__ import annotations
@@ -23,12 +24,9 @@ from typing import Any
 import torch
 
 from inpaint.checkpoint import (
-    BEST_FILE,
-    SNAPSHOT_DIR,
     WEIGHTS_FILE,
     load_checkpoint,
     model_to_unit,
-    resolve_checkpoint_path,
     save_checkpoint,
 )
 from inpaint.errors import UserError
@@ -40,7 +38,7 @@ from inpaint_training.data import load_image_folder
 from inpaint_training.loss import generator_loss
 from inpaint_training.options import TrainOptions, load_options
 from inpaint_training.plots import plot_losses
-from inpaint_training.run_dir import STATS_FILE, read_stats
+from inpaint_training.run_dir import STATS_FILE, final_snapshot, read_stats
 
 STORAGE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -98,17 +96,18 @@ def export_run(
 ) -> dict[str, Any]:
     run_dir, out = Path(run_dir), Path(out)
     options = load_options(run_dir)
-    best = run_dir / SNAPSHOT_DIR / BEST_FILE
-    weights = best if best.is_file() else resolve_checkpoint_path(run_dir)
+    weights = final_snapshot(run_dir)  # not the run's model.safetensors: that is written from this
     source = load_checkpoint(weights)
     training = dict(source.training)
     training["training_command"] = options_as_command(options, steps=training.get("steps"))
     training["source_snapshot"] = weights.name
     records = read_stats(run_dir / STATS_FILE)  # torn or foreign lines skipped with a warning
+    evaluations = [r for r in records if r.get("event") == "eval"]
     training["frechet_history"] = [
-        {key: r[key] for key in ("step", "frechet", "frechet_raw") if key in r}
-        for r in records
-        if r.get("event") == "eval" and "frechet" in r
+        {key: r[key] for key in ("step", "frechet", "frechet_raw") if key in r} for r in evaluations if "frechet" in r
+    ]
+    training["swd_history"] = [
+        {key: r[key] for key in ("step", "swd", "swd_raw") if key in r} for r in evaluations if "swd" in r
     ]
     data_dir = data or options.data
     if not Path(data_dir).is_dir():
@@ -121,6 +120,10 @@ def export_run(
         warn=lambda m: None,
         holdout=options.val_count,
     )
+    if content == "auto":  # faces when the face detector finds one in most training images
+        from inpaint.face_metrics import are_faces
+
+        content = "faces" if are_faces(images.images) else None
     framing = None
     if content == "faces":
         pick = torch.linspace(0, len(images) - 1, min(1000, len(images))).long()

@@ -98,6 +98,8 @@ TRAIN_LIMITS: dict[str, Limit] = {
     "checkpoint_every": _COUNT,
     "keep_snapshots": Limit(1, 1000, integer=True),
     "workers": Limit(0, MAX_WORKERS, integer=True),
+    "encoder_steps": Limit(0, MAX_STEPS, integer=True),  # 0: no encoder phase
+    "encoder_share": Limit(0, 1, low_open=True, high_open=True),  # of --minutes
 }
 
 ENCODER_LIMITS: dict[str, Limit] = {
@@ -113,6 +115,7 @@ ENCODER_LIMITS: dict[str, Limit] = {
     "seed": _SEED,
     "log_every": _COUNT,
     "checkpoint_every": _COUNT,
+    "minutes": Limit(0, MAX_MINUTES, low_open=True),
 }
 
 FRAMER_LIMITS: dict[str, Limit] = {

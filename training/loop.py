@@ -44,7 +44,7 @@ from inpaint_training.distributed import (
     shutdown,
 )
 from inpaint_training.diversity import CollapseGuard, diversity, reference_spread
-from inpaint_training.evaluation import FaceFrechetEvaluator
+from inpaint_training.evaluation import Evaluator
 from inpaint_training.loss import GANLoss, LossTotals
 from inpaint_training.options import (
     DEFAULT_EPOCHS,
@@ -194,8 +194,17 @@ def resume_options(run_dir: Path, overrides: dict[str, Any]) -> TrainOptions:
     return options
 
 
-def train(options: TrainOptions, resume: bool = False, log=print, show_progress: bool = True) -> TrainResult:
-    """Train (or resume) a run into `options.out`. Only rank 0 writes files or prints."""
+def train(
+    options: TrainOptions,
+    resume: bool = False,
+    log=print,
+    show_progress: bool = True,
+    desc: str | None = None,
+    minutes: float | None = None,
+) -> TrainResult:
+    """Train (or resume) the GAN of a run into `options.out`. The session stops after `minutes` when
+    given (training.pipeline gives the GAN's share of --minutes), else after --minutes; `desc`
+    labels the progress bar. Only rank 0 writes files or prints."""
     options.validate()
     run_dir = Path(options.out)
     device = select_device(options.device, local_rank_from_env())
@@ -204,7 +213,9 @@ def train(options: TrainOptions, resume: bool = False, log=print, show_progress:
     say = log if world.is_main else (lambda *a, **k: None)
     try:
         with cuda_determinism(device):
-            return _train(options, run_dir, resume, device, precision, world, say, show_progress and world.is_main)
+            shown = show_progress and world.is_main
+            limit = minutes if minutes is not None else options.minutes
+            return _train(options, run_dir, resume, device, precision, world, say, shown, desc, limit)
     finally:
         shutdown(world)
 
@@ -224,13 +235,14 @@ class _Session:
     steps_per_epoch: int
     total_steps: int | None
     say: Callable[..., None]
-    evaluator: FaceFrechetEvaluator | None = None
+    minutes: float | None  # this session's time limit (None: none)
+    evaluator: Evaluator | None = None
     reference_spread: float | None = None  # of the first real images: the scale of diversity (None: none)
     collapse: CollapseGuard = field(default_factory=lambda: CollapseGuard(0.0))
 
     @property
     def eval_steps(self) -> int:
-        """Steps between Fréchet scores (0: never)."""
+        """Steps between scores (0: never)."""
         every = self.options.eval_every
         return max(1, round(every * self.steps_per_epoch)) if every else 0
 
@@ -392,12 +404,11 @@ def _gan_loss(options: TrainOptions, state: TrainState, device: torch.device, pr
 
 def _make_evaluator(
     options: TrainOptions, data: ImageSet, prior: LatentPrior, world: World, say: Callable[..., None]
-) -> FaceFrechetEvaluator | None:
-    """The Fréchet scorer against the held-out images (rank 0 only, with --eval-every)."""
+) -> Evaluator | None:
+    """The scorer against the held-out images (rank 0 only, with --eval-every)."""
     if not (options.eval_every and world.is_main):
         return None
-    say(f"scoring against {len(data.holdout_files)} held-out images every {options.eval_every:g} epoch(s)")
-    return FaceFrechetEvaluator(
+    evaluator = Evaluator(
         data.holdout_files,
         options.image_size,
         options.channels,
@@ -406,6 +417,11 @@ def _make_evaluator(
         options.seed,
         warn=say,
     )
+    say(
+        f"scoring against {evaluator.count} held-out images every {options.eval_every:g} epoch(s): "
+        f"{evaluator.description}"
+    )
+    return evaluator
 
 
 def _summary(session: _Session, step: int, seconds: float, losses: dict[str, float]) -> dict[str, Any]:
@@ -491,16 +507,18 @@ def _evaluate(session: _Session, state: TrainState, clock: _Clock, progress: tqd
     evaluator, step = session.evaluator, state.step
     eval_started = time.perf_counter()
     seconds = clock.elapsed_before + eval_started - clock.started
-    scores = {"frechet": round(evaluator.score(state.shown_g), 6)}
+    scores = evaluator.score(state.shown_g)
     if state.g_ema is not None:
-        scores["frechet_raw"] = round(evaluator.score(state.generator), 6)
+        scores.update({f"{name}_raw": value for name, value in evaluator.score(state.generator).items()})
     session.stats.append({"event": "eval", "step": step, "epoch": round(step / session.steps_per_epoch, 4), **scores})
-    progress.write(f"step {step}: Fréchet face distance {scores}")
-    if scores["frechet"] < state.best["frechet"]:
-        state.best.update(frechet=scores["frechet"], step=step)
+    progress.write(f"step {step}: scores {scores} (lower is better)")
+    key = evaluator.key
+    if scores[key] < state.best[key]:
+        state.best.update({key: scores[key], "step": step})
         info = {
             **_summary(session, step, seconds, clock.last_losses),
-            "frechet": scores["frechet"],
+            **{name: value for name, value in scores.items() if not name.endswith("_raw")},
+            "best_by": key,
             "validation_images": evaluator.count,
         }
         save_checkpoint(
@@ -552,8 +570,8 @@ def _log_stats(session: _Session, clock: _Clock, sums: torch.Tensor, progress: t
     )
     sums.zero_()
     clock.interval_start, clock.interval_steps, clock.last_logged = now, 0, now
-    if options.minutes is not None:  # the time limit as a step total, for the bar's ETA
-        remaining = options.minutes * 60 - (now - clock.started)
+    if session.minutes is not None:  # the time limit as a step total, for the bar's ETA
+        remaining = session.minutes * 60 - (now - clock.started)
         estimate = step + max(0, round((step - clock.first_step) / max(now - clock.started, 1e-9) * remaining))
         progress.total = min(estimate, session.total_steps) if session.total_steps is not None else estimate
 
@@ -563,10 +581,9 @@ def _agreed_flags(session: _Session, clock: _Clock, stop: _StopRequest, now: flo
     A single process decides on the host alone: no device tensor, so no wait for the GPU. Under DDP
     every rank must decide alike (a rank that stopped or logged alone would hang the others), so the
     flags are all-reduced (max) across ranks: one device round trip, made every --log-every steps."""
-    options = session.options
     flags = (
         stop.requested,
-        options.minutes is not None and (now - clock.started) / 60 >= options.minutes,
+        session.minutes is not None and (now - clock.started) / 60 >= session.minutes,
         now - clock.last_logged >= REPORT_SECONDS,
     )
     if not session.world.distributed:
@@ -593,7 +610,7 @@ def _check_in(
 
 
 def _show_and_save(session: _Session, state: TrainState, clock: _Clock, progress: tqdm) -> None:
-    """After a step: the Fréchet score, the sample grid and the snapshot, each when due."""
+    """After a step: the scores, the sample grid and the snapshot, each when due."""
     options, step, is_main = session.options, state.step, session.world.is_main
     write = session.say if progress.disable else progress.write  # a line above the bar, if there is one
     if session.evaluator is not None and step % session.eval_steps == 0:
@@ -654,6 +671,8 @@ def _train(
     world: World,
     say: Callable[..., None],
     show_progress: bool,
+    desc: str | None = None,
+    minutes: float | None = None,
 ) -> TrainResult:
     """One session of a run: set up (or resume), then step until a limit or a signal stops it."""
     snapshot = _find_snapshot(run_dir, resume, world, say)
@@ -668,7 +687,7 @@ def _train(
     state.discriminator.train().requires_grad_(True)
     stats = rd.StatsLog(run_dir, warn=say)
     session = _Session(
-        options, run_dir, device, precision, world, data, prior, stats, steps_per_epoch, total_steps, say
+        options, run_dir, device, precision, world, data, prior, stats, steps_per_epoch, total_steps, say, minutes
     )
     _start_run_dir(session, state.step)
     gan = _gan_loss(options, state, device, precision, world)
@@ -682,7 +701,9 @@ def _train(
     sums = torch.zeros(len(fields(LossTotals)), device=device, dtype=torch.float64)
     clock = _Clock.start(state.step, state.elapsed_before)
     stopped_by = "steps" if options.steps and total_steps == options.steps else "epochs"
-    progress = tqdm(total=total_steps, initial=state.step, unit="step", disable=not show_progress, dynamic_ncols=True)
+    progress = tqdm(
+        total=total_steps, initial=state.step, unit="step", desc=desc, disable=not show_progress, dynamic_ncols=True
+    )
     # Steps between check-ins: a single process checks its flags on the host every step; under DDP a
     # check-in is an all-reduce, so it comes every --log-every steps (and whenever a stats line is due).
     check_every = 1 if not world.distributed else options.log_every

@@ -57,7 +57,7 @@ class TrainOptions:
     label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - this
     diffaug: str = ""  # comma-separated DiffAugment policies: color,translation,cutout
     val_count: int = 0  # hold out this many files (highest names) as a validation split
-    eval_every: float | None = None  # epochs between Fréchet evaluations on the held-out split
+    eval_every: float | None = None  # epochs between scores on the held-out split (training.evaluation)
     eval_samples: int = 500
     collapse_threshold: float = 0.5  # warn when sample diversity falls below this × the run's best (0: never)
     epochs: float | None = None
@@ -73,6 +73,10 @@ class TrainOptions:
     checkpoint_every: int = 1000
     keep_snapshots: int = 2
     workers: int | None = None
+    # The inpainting encoder trained after the GAN in the same command (training.pipeline): its steps
+    # (0: no encoder phase) and, with --minutes, its share of the time.
+    encoder_steps: int = 4000
+    encoder_share: float = 0.2
 
     def validate(self, source: Path | None = None) -> "TrainOptions":
         """Refuse options that cannot train; `source` names the file they were read from (a resumed
@@ -110,6 +114,16 @@ class TrainOptions:
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(self.image_size, self.channels, self.latent_dim, self.g_width, self.d_width)
+
+    def gan_minutes(self) -> float | None:
+        """The GAN phase's part of --minutes: all of it, less the encoder phase's share."""
+        if self.minutes is None or self.encoder_steps == 0:
+            return self.minutes
+        return self.minutes * (1 - self.encoder_share)
+
+    def encoder_minutes(self) -> float | None:
+        """The encoder phase's part of --minutes (None: no time limit, it runs its steps)."""
+        return None if self.minutes is None else self.minutes * self.encoder_share
 
     def stop_limits_given(self) -> bool:
         return any(v is not None for v in (self.epochs, self.steps, self.minutes))

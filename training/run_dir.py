@@ -3,7 +3,7 @@
 RUN_DIR/
   training_options.json          resolved options (see training.options)
   stats.jsonl                    one JSON object per logging interval (and a session's first step);
-                                 "event" lines: each grid's diversity, Fréchet scores, a session's end
+                                 "event" lines: each grid's diversity, scores, a session's end
   samples/step-XXXXXXXXX.png     grids from the run's fixed latents every --sample-every steps
   samples/latest.png             the newest grid, also at a session's first step and every minute
   losses.png                     D and G losses and outputs, diversity, scores over training (at each grid)
@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from inpaint.checkpoint import (
+    BEST_FILE,
     SNAPSHOT_DIR,
     list_snapshots,
     save_checkpoint,
@@ -82,6 +83,17 @@ def latest_snapshot(run_dir: Path) -> tuple[int, Path, Path] | None:
         if state.is_file():
             return step, weights, state
     return None
+
+
+def final_snapshot(run_dir: Path) -> Path:
+    """The weights a finished run stands for: its best-scored snapshot, else its newest."""
+    best = Path(run_dir) / SNAPSHOT_DIR / BEST_FILE
+    if best.is_file():
+        return best
+    snapshot = latest_snapshot(run_dir)
+    if snapshot is None:
+        raise UserError(f"{run_dir}: has no complete snapshot")
+    return snapshot[1]
 
 
 def load_state(path: Path) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Everything a DCGAN run resumes from, in one object: the networks (and G's moving average), the
-optimisers, the step, the fixed latents of the sample grids, the best Fréchet score and the best sample
+optimisers, the step, the fixed latents of the sample grids, the best score and the best sample
 diversity so far, and the seconds trained in earlier sessions.
 
 No random generator state is kept: every step draws from generators seeded by (seed, rank, step)
@@ -79,8 +79,15 @@ class TrainState:
         self.generator, self.discriminator, self.g_ema = generator, discriminator, g_ema
         self.opt_g, self.opt_d = opt_g, opt_d
         self.fixed_z = fixed_z
-        # The best Fréchet score (and its step) and the best sample diversity (and its step) of the run.
-        self.best: dict[str, float] = {"frechet": math.inf, "step": -1, "diversity": 0.0, "diversity_step": -1}
+        # The best score (by the evaluator's key: "frechet" for faces, "swd" otherwise) and its step,
+        # and the best sample diversity and its step, of the run.
+        self.best: dict[str, float] = {
+            "frechet": math.inf,
+            "swd": math.inf,
+            "step": -1,
+            "diversity": 0.0,
+            "diversity_step": -1,
+        }
         self.step = 0
         self.elapsed_before = 0.0  # seconds trained by earlier sessions
 
@@ -153,7 +160,7 @@ class TrainState:
             if self.g_ema is not None:
                 self.generator.load_state_dict(state["generator_raw"])
             self.discriminator.load_state_dict(loaded.discriminator.state_dict())
-            self.best = {**self.best, **state.get("best", {})}  # older files have no diversity
+            self.best = {**self.best, **state.get("best", {})}  # older files have no diversity or swd
             load_optimizer_state(self.opt_g, state["opt_g"])
             load_optimizer_state(self.opt_d, state["opt_d"])
             self.fixed_z = state["fixed_z"]

@@ -703,6 +703,8 @@ def _model_tab(models: Models, model: gr.Dropdown) -> None:
         ]
         if "frechet" in training:
             lines.append(f"| Fréchet face distance | {training['frechet']} (lower is better) |")
+        if "swd" in training:
+            lines.append(f"| sliced Wasserstein distance ×10³ | {training['swd']} (lower is better) |")
         parts = [
             name
             for key, name in (("framing", "face framing"), ("framer", "framer"), ("encoder", "inpainting encoder"))
