@@ -27,11 +27,26 @@ from inpaint_training.run_dir import read_stats
 from inpaint_training.state import adam_for, load_optimizer_state
 
 QUIET_RUN = dict(show_progress=False, log=lambda *a: None)
-TINY = ["--image-size", "32", "--g-width", "8", "--d-width", "8", "--batch-size", "4", "--log-every", "1"]
+# The GAN phase alone: the encoder phase has its own tests (test_pipeline.py).
+TINY = [
+    "--image-size",
+    "32",
+    "--g-width",
+    "8",
+    "--d-width",
+    "8",
+    "--batch-size",
+    "4",
+    "--log-every",
+    "1",
+    "--no-encoder",
+]
 
 
 def tiny_options(data: Path, out: Path, **overrides) -> TrainOptions:
-    values = dict(data=str(data), out=str(out), image_size=32, g_width=8, d_width=8, batch_size=4, log_every=1)
+    values = dict(
+        data=str(data), out=str(out), image_size=32, g_width=8, d_width=8, batch_size=4, log_every=1, encoder_steps=0
+    )
     values.update(overrides)
     return TrainOptions(**values)
 

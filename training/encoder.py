@@ -232,18 +232,19 @@ def validate(
 # --- The run ------------------------------------------------------------------------------------
 
 
-def seconds_per_step(loss_of_step, net: EncoderNet, steps: int = 3) -> float:
-    """The time of one training step (forward, backward, Adam) of a throwaway `net`, after one
-    warm-up step: what fixes a time-limited run's step budget."""
+def seconds_per_step(loss_of_step, net: EncoderNet, steps: int = 5, warm_up: int = 2) -> float:
+    """The time of one training step (forward, backward, Adam) of a throwaway `net`, after
+    `warm_up` steps (the first ones pay for allocations and kernel choices): what fixes a
+    time-limited run's step budget."""
     optimiser = torch.optim.Adam(net.parameters())
     times = []
-    for step in range(steps + 1):
+    for step in range(warm_up + steps):
         started = time.perf_counter()
         optimiser.zero_grad(set_to_none=True)
         loss_of_step(step).backward()
         optimiser.step()
         times.append(time.perf_counter() - started)
-    return float(np.median(times[1:]))
+    return float(np.median(times[warm_up:]))
 
 
 def steps_in_budget(seconds_per_step: float, minutes: float, wanted: int) -> int:
@@ -314,7 +315,9 @@ def train_encoder(options: EncoderOptions, resume: bool = False, desc: str = "tr
     )
     net = new_net()
     optimiser = torch.optim.Adam(net.parameters(), lr=options.lr / 10, betas=(0.9, 0.99))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, options.lr, total_steps=options.steps, pct_start=0.1)
+    # torch's OneCycleLR divides by zero when its warm-up is exactly one step (pct_start × steps = 1).
+    warm_up = 0.1 if options.steps != 10 else 0.15
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, options.lr, total_steps=options.steps, pct_start=warm_up)
     stats = StatsLog(run)
     state = NetworkState(state_file, options.steps, net=net, optimiser=optimiser, schedule=schedule)
     step = state.resume(stats, resume)
