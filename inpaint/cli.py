@@ -289,6 +289,7 @@ def _batch(args: argparse.Namespace) -> int:
     from inpaint.engine import FillRequest, fill_batch_size
     from inpaint.fileio import check_output
     from inpaint.masks import MaskSource
+    from inpaint.search import resolve_settings
 
     if args.mask_dir and args.mask_kind:
         raise UserError("give at most one of --mask-dir and --mask-kind (default: NAME_mask.png beside each image)")
@@ -309,7 +310,9 @@ def _batch(args: argparse.Namespace) -> int:
             _search_settings(args), crop=args.crop, blend=not args.no_blend, adapt=_adapt_settings(args)
         )
         batch_size = fill_batch_size(checkpoint, request) if args.batch_size == "auto" else args.batch_size
-        bar.write(f"{batch_size} images per search batch")
+        start = resolve_settings(checkpoint, request.search).init
+        without = "" if checkpoint.encoder else " (the model has no encoder)"
+        bar.write(f"{batch_size} images per search batch; search from {START_WORDS[start]}{without}")
         for entry in run_batch(checkpoint, jobs, out_dir, masks, request, batch_size):
             counts[entry["status"]] += 1
             if entry["status"] == "failed":

@@ -60,6 +60,12 @@ def test_one_command_yields_a_model_with_its_encoder_that_fill_uses(discs, tmp_p
     filled = tmp_path / "filled.png"
     assert main(["fill", str(picture), "--mask-kind", "centre", "--checkpoint", str(run), "--out", str(filled)]) == 0
     assert "search from the encoder's start" in capsys.readouterr().out and filled.is_file()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.open(picture).save(folder / "disc.png")
+    code = main(["batch", str(folder), str(tmp_path / "out"), "--mask-kind", "centre", "--checkpoint", str(run)])
+    printed = capsys.readouterr()
+    assert code == 0 and "search from the encoder's start" in printed.out + printed.err
     assert current_phase(run, TrainOptions(encoder_steps=3)) == DONE
     capsys.readouterr()
     assert main(["train", "--resume", str(run)]) == 0  # finished: nothing is trained again

@@ -109,6 +109,8 @@ def train_run(
             return PipelineResult(run_dir, stopped_by, step, epoch, None)
     elif phase == ENCODER:
         log(f"resuming {run_dir}: the GAN is done; phase 2/2, the inpainting encoder")
+    else:
+        log(f"resuming {run_dir}: the GAN reached its limit; its model card, then phase 2/2, the inpainting encoder")
     if phase != ENCODER:
         _forget_encoder(run_dir)  # trained for another G, if any
         write_card(run_dir, show_progress)
@@ -205,7 +207,7 @@ def card_markdown(run_dir: Path, facts: dict[str, Any]) -> str:
         lines += [
             "",
             f"Inpainting encoder: {encoder.get('steps')} steps in {encoder.get('seconds', 0) / 60:.1f} min; "
-            "its fills alone (no search) on held-out images (training images when none are held out), "
+            f"its fills alone (no search) on {'held-out' if facts.get('validation_images') else 'training'} images, "
             f"hole PSNR: {scores} "
             "(pictures: `encoder/encoder-fills.png`).",
         ]
