@@ -215,7 +215,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return 130
     if result.step is not None:
-        report(f"the GAN stopped by {result.stopped_by} at step {result.step} (epoch {result.epoch:.2f})")
+        epoch = f" (epoch {result.epoch:.2f})" if result.epoch is not None else ""
+        earlier = "" if result.gan_trained else " in an earlier session"
+        report(f"the GAN stopped by {result.stopped_by} at step {result.step}{epoch}{earlier}")
     if result.model is not None and main_process:
         report(
             f"model: {result.model} (model card: {result.run_dir}/README.md). "

@@ -12,7 +12,9 @@ step. With --minutes, the encoder gets --encoder-share of the time and the GAN t
 
 Where a run stands is read from its folder, so `--resume` continues whichever phase was cut short:
   - no final model yet and the GAN's last session did not reach its limit: the GAN continues;
-  - the GAN reached its limit (or the encoder phase began): the encoder phase (re)starts or resumes;
+  - the GAN reached its limit but its card is incomplete (README.md, written last, is missing):
+    the card is written, then the encoder phase starts;
+  - the card is complete and the model has no encoder yet: the encoder phase (re)starts or resumes;
   - finished (the model holds its encoder): nothing to do, unless a new --steps, --epochs or
     --minutes asks the GAN for more; then the encoder is trained afresh for the new G.
 """
@@ -30,10 +32,11 @@ from inpaint.checkpoint import WEIGHTS_FILE, load_checkpoint, read_metadata
 from inpaint.fileio import write_text_atomic
 from inpaint_training import encoder as encoder_training
 from inpaint_training.options import TrainOptions
-from inpaint_training.run_dir import STATS_FILE, latest_snapshot, read_stats
+from inpaint_training.run_dir import STATS_FILE, latest_snapshot, read_stats, remove_leftovers
 
 ENCODER_DIR = "encoder"
 CARD_FILE = "card.json"
+CARD_README = "README.md"  # written last: its presence marks a complete card
 # Phases of a run folder (see current_phase).
 GAN, EXPORT, ENCODER, DONE = "gan", "export", "encoder", "done"
 
@@ -41,18 +44,24 @@ GAN, EXPORT, ENCODER, DONE = "gan", "export", "encoder", "done"
 @dataclass
 class PipelineResult:
     run_dir: Path
-    stopped_by: str  # the GAN's reason ("steps", "epochs", "minutes", "interrupt"), or "finished"
-    step: int | None  # the GAN's step (None: the GAN did not run this time)
+    stopped_by: str  # the GAN's reason ("steps", "epochs", "minutes", "interrupt"; "finished": unknown)
+    step: int | None  # the GAN's last step (None: unknown)
     epoch: float | None
     model: Path | None  # RUN/model.safetensors once written
+    gan_trained: bool = True  # whether the GAN trained in this call (False: an earlier one finished it)
 
 
-def _gan_reached_its_limit(run_dir: Path) -> bool:
-    """Whether the GAN's last session ended by its limit (not by a signal or a kill) at the newest
-    snapshot: a resumed run then goes on with the encoder instead of training the GAN longer."""
+def _last_gan_end(run_dir: Path) -> dict[str, Any] | None:
+    """The end record of the GAN's last session, if it ended by its limit (not by a signal or a
+    kill) at the newest snapshot, with the epoch of that step: a resumed run then goes on with the
+    encoder instead of training the GAN longer."""
     snapshot = latest_snapshot(run_dir)
-    ends = [r for r in read_stats(run_dir / STATS_FILE, lambda message: None) if r.get("event") == "end"]
-    return bool(snapshot and ends and ends[-1]["step"] == snapshot[0] and ends[-1].get("stopped_by") != "interrupt")
+    records = read_stats(run_dir / STATS_FILE, lambda message: None)
+    ends = [r for r in records if r.get("event") == "end"]
+    if not (snapshot and ends and ends[-1]["step"] == snapshot[0] and ends[-1].get("stopped_by") != "interrupt"):
+        return None
+    epochs = [r["epoch"] for r in records if r.get("step") == snapshot[0] and "epoch" in r]
+    return {**ends[-1], "epoch": epochs[-1] if epochs else None}
 
 
 def current_phase(run_dir: Path, options: TrainOptions) -> str:
@@ -60,10 +69,12 @@ def current_phase(run_dir: Path, options: TrainOptions) -> str:
     ENCODER (the encoder phase began) or DONE."""
     model = run_dir / WEIGHTS_FILE
     if model.is_file():
-        if "encoder" in read_metadata(model) or options.encoder_steps == 0:
+        if "encoder" in read_metadata(model):
             return DONE
-        return ENCODER
-    return EXPORT if _gan_reached_its_limit(run_dir) else GAN
+        if not (run_dir / CARD_README).is_file():  # the card's last file: a kill cut the card short
+            return EXPORT
+        return DONE if options.encoder_steps == 0 else ENCODER
+    return EXPORT if _last_gan_end(run_dir) is not None else GAN
 
 
 def _plan(options: TrainOptions) -> str:
@@ -94,11 +105,16 @@ def train_run(
     phase = current_phase(run_dir, options) if resume else GAN
     if phase in (DONE, EXPORT, ENCODER) and more_gan:
         phase = GAN
-    if phase == DONE:
-        log(f"{run_dir} is finished: {run_dir / WEIGHTS_FILE}. A new --steps, --epochs or --minutes trains it longer.")
-        return PipelineResult(run_dir, "finished", None, None, run_dir / WEIGHTS_FILE)
     step = epoch = None
     stopped_by = "finished"
+    if phase != GAN:  # the GAN loop, which clears what killed writes left, does not run
+        remove_leftovers(run_dir, warn=log)
+        end = _last_gan_end(run_dir) or {}
+        step, epoch, stopped_by = end.get("step"), end.get("epoch"), end.get("stopped_by", "finished")
+    if phase == DONE:
+        log(f"{run_dir} is finished: {run_dir / WEIGHTS_FILE}. A new --steps, --epochs or --minutes trains it longer.")
+        return PipelineResult(run_dir, stopped_by, step, epoch, run_dir / WEIGHTS_FILE, gan_trained=False)
+    gan_trained = phase == GAN
     if phase == GAN:
         if os.environ.get("RANK", "0") == "0":
             log(f"training {_plan(options)}")
@@ -106,7 +122,7 @@ def train_run(
         result = train(options, resume, log, show_progress, desc=desc, minutes=options.gan_minutes())
         step, epoch, stopped_by = result.step, result.epoch, result.stopped_by
         if stopped_by == "interrupt" or os.environ.get("RANK", "0") != "0":  # the encoder: rank 0 alone
-            return PipelineResult(run_dir, stopped_by, step, epoch, None)
+            return PipelineResult(run_dir, stopped_by, step, epoch, None, gan_trained)
     elif phase == ENCODER:
         log(f"resuming {run_dir}: the GAN is done; phase 2/2, the inpainting encoder")
     else:
@@ -116,7 +132,7 @@ def train_run(
         write_card(run_dir, show_progress)
     if options.encoder_steps:
         _encoder_phase(options, run_dir, resume=phase == ENCODER)
-    return PipelineResult(run_dir, stopped_by, step, epoch, run_dir / WEIGHTS_FILE)
+    return PipelineResult(run_dir, stopped_by, step, epoch, run_dir / WEIGHTS_FILE, gan_trained)
 
 
 def _forget_encoder(run_dir: Path) -> None:
@@ -131,8 +147,9 @@ def write_card(run_dir: Path, show_progress: bool = True) -> dict[str, Any]:
     set gets its face framing), and RUN/model.safetensors from the best snapshot."""
     from inpaint_training.export import export_run
 
+    (run_dir / CARD_README).unlink(missing_ok=True)  # until the new card is complete
     facts = export_run(run_dir, run_dir, storage="fp32", show_progress=show_progress, content="auto")
-    write_text_atomic(run_dir / "README.md", card_markdown(run_dir, facts))
+    write_text_atomic(run_dir / CARD_README, card_markdown(run_dir, facts))
     return facts
 
 
@@ -158,7 +175,7 @@ def _encoder_phase(options: TrainOptions, run_dir: Path, resume: bool) -> Path:
         "encoder", {}
     )
     write_text_atomic(card, json.dumps(facts, indent=2) + "\n")
-    write_text_atomic(run_dir / "README.md", card_markdown(run_dir, facts))
+    write_text_atomic(run_dir / CARD_README, card_markdown(run_dir, facts))
     return run_dir / WEIGHTS_FILE
 
 
