@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from inpaint.images import find_images
+from inpaint_training.run_dir import latest_snapshot
 
 VARIANTS = {
     "baseline": [],
@@ -50,9 +52,10 @@ def last_eval(run_dir: Path) -> dict | None:
 def train_variant(args: argparse.Namespace, run_dir: Path, variant: list[str], seed: int, eval_every: float) -> dict:
     record = last_eval(run_dir)
     if record is None or record["step"] < args.steps:
-        if (run_dir / "training_options.json").is_file():
+        if latest_snapshot(run_dir) is not None:
             command = ["--resume", str(run_dir), "--steps", str(args.steps)]  # an interrupted run continues
         else:
+            shutil.rmtree(run_dir, ignore_errors=True)  # cut short before its first snapshot: start again
             command = ["--data", args.data, "--out", str(run_dir), "--steps", str(args.steps)]
             command += ["--val-count", str(args.val_count), "--batch-size", str(args.batch_size)]
             command += ["--eval-every", f"{eval_every:.6f}", "--eval-samples", str(args.eval_samples)]
