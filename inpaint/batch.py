@@ -16,6 +16,7 @@ in --mask-dir): one line X,Y,W,H, the face's box in pixels, as `inpaint fill --f
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -34,10 +35,13 @@ from inpaint.images import find_images, save_image
 from inpaint.jsonlog import append_record, parse_records
 from inpaint.locate import parse_face_box
 from inpaint.masks import MaskSource, open_with_hole
+from inpaint.ranks import Link, share_of
 
 REPORT_FILE = "report.jsonl"
+PART_PREFIX = "report.rank"  # report.rankK.jsonl: rank K's records while a run on several processes goes on
 MASK_SUFFIX = "_mask"
 FACE_BOX_SUFFIX = "_face.txt"
+STATUSES = ("ok", "unchanged", "done", "skipped", "failed")  # a record's outcomes
 
 
 @dataclass
@@ -117,12 +121,35 @@ def run_batch(
     per image. Only the results are written, so the unblended pictures are never kept. `workers`
     (None: engine.host_workers) threads do the per-photo host work; with more than one (a GPU
     search), a batch's fills are finished while the next batch searches."""
-    request = replace(request, keep_raw=False)
-    workers = host_workers(checkpoint) if workers is None else workers
+    recorded = prepare_output(out_dir)
+    yield from process_jobs(checkpoint, jobs, out_dir / REPORT_FILE, recorded, masks, request, batch_size, workers)
+    compact_report(out_dir / REPORT_FILE)
+
+
+def prepare_output(out_dir: Path) -> set[str]:
+    """Get OUT_DIR ready for a run: remove what killed writes left, fold the report parts of an
+    interrupted run on several ranks into the report; returns the inputs the report holds. Only
+    one process may do this, before any process writes there."""
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
-    report = out_dir / REPORT_FILE
-    recorded = compact_report(report)
+    return merge_report_parts(out_dir)
+
+
+def process_jobs(
+    checkpoint: Checkpoint,
+    jobs: list[Job],
+    report: Path,
+    recorded: set[str],
+    masks: MaskSource,
+    request: FillRequest,
+    batch_size: int = 16,
+    workers: int | None = None,
+) -> Iterator[dict]:
+    """run_batch's work on jobs, appending each record to `report` (the report, or one rank's part
+    of it); `recorded`: the inputs the report held at the start (a finished output not among them is
+    recorded as done)."""
+    request = replace(request, keep_raw=False)
+    workers = host_workers(checkpoint) if workers is None else workers
 
     def record(entry: dict) -> dict:
         append_record(report, entry)
@@ -231,7 +258,35 @@ def run_batch(
             yield from flush()
         if in_flight is not None:
             yield from in_flight()
-    compact_report(report)
+
+
+def report_part(out_dir: Path, rank: int) -> Path:
+    """Where rank `rank` of a run on several processes writes its share of the report."""
+    return out_dir / f"{PART_PREFIX}{rank}.jsonl"
+
+
+def merge_report_parts(out_dir: Path, order: list[str] | None = None) -> set[str]:
+    """Fold every rank's report part into OUT_DIR/report.jsonl (one line per input, the latest) and
+    remove the parts; returns the inputs the report holds. A part a run on several processes left
+    when it was interrupted is folded in by the next run, whatever its number of processes: each
+    input has one rank, so no two parts hold the same one. `order`: the inputs in the order one
+    process would have written them (the plan's); others follow in the order found."""
+    report = out_dir / REPORT_FILE
+    parts = sorted(out_dir.glob(f"{PART_PREFIX}*.jsonl"))
+    if not parts:
+        return compact_report(report)
+    records = []
+    for path in [report, *parts]:
+        if path.exists():
+            records += parse_records(path, _is_report_record)[0]
+    latest = {record["input"]: record for record in records}
+    if order is not None:
+        rank = {name: index for index, name in enumerate(order)}
+        latest = dict(sorted(latest.items(), key=lambda item: rank.get(item[0], len(rank))))
+    write_text_atomic(report, "".join(json.dumps(record) + "\n" for record in latest.values()))
+    for path in parts:  # after the merged report is in place: a kill in between only repeats the merge
+        path.unlink(missing_ok=True)
+    return set(latest)
 
 
 def compact_report(path: Path) -> set[str]:
@@ -239,8 +294,62 @@ def compact_report(path: Path) -> set[str]:
     torn or foreign lines are dropped. Returns the inputs it holds."""
     if not path.exists():
         return set()
-    records, bad = parse_records(path, lambda record: isinstance(record.get("input"), str))
+    records, bad = parse_records(path, _is_report_record)
     latest = {record["input"]: record for record in records}  # dicts keep first-seen order, values the latest
     if bad or len(latest) < len(records):
         write_text_atomic(path, "".join(json.dumps(record) + "\n" for record in latest.values()))
     return set(latest)
+
+
+def _is_report_record(record: dict) -> bool:
+    return isinstance(record.get("input"), str)
+
+
+def recorded_inputs(report: Path) -> set[str]:
+    """The inputs a report holds, read without changing it."""
+    return {r["input"] for r in parse_records(report, _is_report_record)[0]} if report.exists() else set()
+
+
+def job_key(job: Job, in_dir: Path) -> str:
+    """The input's path relative to IN_DIR, the same on every machine: what a job's rank is decided by."""
+    return job.source.relative_to(in_dir).as_posix()
+
+
+def run_batch_on_ranks(
+    checkpoint: Checkpoint,
+    jobs: list[Job],
+    in_dir: Path,
+    out_dir: Path,
+    masks: MaskSource,
+    request: FillRequest,
+    link: Link,
+    batch_size: int = 16,
+    workers: int | None = None,
+) -> Iterator[dict]:
+    """run_batch for one rank of a torchrun launch: every rank plans the same jobs and takes its
+    fixed share (ranks.share_of over the relative paths), reads and searches only those, and
+    writes its records to its own report part as it goes; rank 0 prepares OUT_DIR before any rank
+    starts and, when all are done, merges the parts into one report. Yields this rank's records;
+    link.count() tallies every rank's, for rank 0's progress bar."""
+    world = link.world
+    keys = {job_key(job, in_dir): job for job in jobs}
+    listing = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
+    if world.is_main:
+        prepare_output(out_dir)
+        link.publish("listing", listing)
+    if link.wait_for("listing") != listing:
+        raise UserError(
+            f"{in_dir}: the ranks found different files in it (it changed while they listed it, or it is "
+            "not the same folder on every machine); run again"
+        )
+    recorded = recorded_inputs(out_dir / REPORT_FILE)
+    mine = share_of(list(keys), world)
+    own = [job for key, job in keys.items() if key in mine]
+    part = report_part(out_dir, world.rank)
+    for entry in process_jobs(checkpoint, own, part, recorded, masks, request, batch_size, workers):
+        link.count(entry["status"])
+        yield entry
+    link.finish()
+    if world.is_main:
+        link.wait_for_all()
+        merge_report_parts(out_dir, order=[str(job.source) for job in jobs])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from inpaint import __version__
 from inpaint.errors import UserError
+from inpaint.ranks import DEFAULT_TIMEOUT as DEFAULT_RANK_TIMEOUT
 from inpaint.validate import auto_or, count_arg, number_arg, seed_arg
 
 # Upper bounds of counts that size memory or time: far above real use, far below exhaustion.
@@ -191,11 +192,13 @@ def _adapt_settings(args: argparse.Namespace):
     return AdaptSettings(steps=args.adapt_steps, lr=args.adapt_lr)
 
 
-def _load_for_search(args: argparse.Namespace):
+def _load_for_search(args: argparse.Namespace, local_rank: int = 0):
+    """The checkpoint the search needs, on the device asked for (under torchrun, `auto` and `cuda`
+    give each process of a machine its own GPU: cuda:LOCAL_RANK)."""
     from inpaint.checkpoint import checkpoint_or_default, load_checkpoint
     from inpaint.device import search_precision, select_device
 
-    device = select_device(args.device)
+    device = select_device(args.device, local_rank)
     search_precision(device, args.precision)
     checkpoint = load_checkpoint(checkpoint_or_default(args.checkpoint), device=device)
     if checkpoint.discriminator is None:
@@ -281,15 +284,10 @@ def _fill(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from collections import Counter
-
-    from tqdm import tqdm
-
-    from inpaint.batch import REPORT_FILE, plan_jobs, run_batch
-    from inpaint.engine import FillRequest, fill_batch_size
+    from inpaint.batch import REPORT_FILE, plan_jobs
     from inpaint.fileio import check_output
     from inpaint.masks import MaskSource
-    from inpaint.search import resolve_settings
+    from inpaint.ranks import Stopped, world_from_env
 
     if args.mask_dir and args.mask_kind:
         raise UserError("give at most one of --mask-dir and --mask-kind (default: NAME_mask.png beside each image)")
@@ -301,26 +299,71 @@ def _batch(args: argparse.Namespace) -> int:
         side=args.side,
         seed=args.seed,
     )
+    world = world_from_env()  # under torchrun: this process's rank; a world of one otherwise
     in_dir, out_dir = Path(args.in_dir), Path(args.out_dir)
     jobs = plan_jobs(in_dir, out_dir, masks)
-    checkpoint = _load_for_search(args)
+    checkpoint = _load_for_search(args, world.local_rank)
+    who = f"rank {world.rank}: " if world.distributed else ""
+    try:
+        counts = _run_batch(args, checkpoint, jobs, in_dir, out_dir, masks, world)
+    except Stopped as stop:
+        raise UserError(
+            f"{who}{stop}; the finished outputs are kept: the same command again, on any number of processes, "
+            "does the rest"
+        ) from None
+    if not world.is_main:
+        return 0  # rank 0 reports for all; an exit code here would make torchrun stop the others
+    counted = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if n)
+    print(f"{counted}; report: {out_dir / REPORT_FILE}")
+    return 1 if counts["failed"] else 0
+
+
+def _run_batch(args, checkpoint, jobs, in_dir, out_dir, masks, world):
+    """The batch's images on this process, its progress shown; returns the outcomes' counts (with
+    several processes: every rank's, on rank 0, whose bar counts them all through the store)."""
+    import contextlib
+    from collections import Counter
+
+    from tqdm import tqdm
+
+    from inpaint.batch import STATUSES, run_batch, run_batch_on_ranks
+    from inpaint.engine import FillRequest, fill_batch_size
+    from inpaint.ranks import Link, stops_as_errors
+    from inpaint.search import resolve_settings
+
+    request = FillRequest(_search_settings(args), crop=args.crop, blend=not args.no_blend, adapt=_adapt_settings(args))
+    batch_size = fill_batch_size(checkpoint, request) if args.batch_size == "auto" else args.batch_size
     counts: Counter[str] = Counter()
-    with tqdm(total=len(jobs), unit="img", desc="inpainting") as bar:
-        request = FillRequest(
-            _search_settings(args), crop=args.crop, blend=not args.no_blend, adapt=_adapt_settings(args)
-        )
-        batch_size = fill_batch_size(checkpoint, request) if args.batch_size == "auto" else args.batch_size
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(tqdm(total=len(jobs), unit="img", desc="inpainting", disable=not world.is_main))
         start = resolve_settings(checkpoint, request.search).init
         without = "" if checkpoint.encoder else " (the model has no encoder)"
-        bar.write(f"{batch_size} images per search batch; search from {START_WORDS[start]}{without}")
-        for entry in run_batch(checkpoint, jobs, out_dir, masks, request, batch_size):
+        shared = f"; {world.size} processes share the images" if world.distributed else ""
+        bar.write(f"{batch_size} images per search batch; search from {START_WORDS[start]}{without}{shared}")
+        if world.distributed:
+            link = stack.enter_context(Link(world, timeout=args.rank_timeout))
+            stack.enter_context(stops_as_errors(link))  # the watcher's interrupt: Stopped, with its reason
+            entries = run_batch_on_ranks(checkpoint, jobs, in_dir, out_dir, masks, request, link, batch_size)
+            if world.is_main:
+                link.on_tick = lambda: _show_counts(bar, link.counters(list(STATUSES)))
+        else:
+            entries = run_batch(checkpoint, jobs, out_dir, masks, request, batch_size)
+        for entry in entries:
             counts[entry["status"]] += 1
             if entry["status"] == "failed":
-                bar.write(f"failed: {entry['error']}")
-            bar.update(1)
-            bar.set_postfix(counts)
-    print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + f"; report: {out_dir / REPORT_FILE}")
-    return 1 if counts["failed"] else 0
+                bar.write(f"{f'rank {world.rank}: ' if world.distributed else ''}failed: {entry['error']}")
+            if not world.distributed:
+                _show_counts(bar, counts)
+        if world.is_main and world.distributed:
+            counts = Counter(link.counters(list(STATUSES)))
+            _show_counts(bar, counts)
+    return counts
+
+
+def _show_counts(bar, counts) -> None:
+    """Progress as the outcomes so far: the bar at their total, the outcomes beside it."""
+    bar.n = sum(counts.values())
+    bar.set_postfix({status: n for status, n in counts.items() if n})  # refreshes the bar
 
 
 def _edit(args: argparse.Namespace) -> int:
@@ -559,6 +602,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="images searched together: a number, or auto (default): 16 on the CPU, on a GPU as many as "
         "half its free memory holds, up to 1024",
     )
+    batch.add_argument(
+        "--rank-timeout",
+        type=number_arg(5, 3600),
+        default=DEFAULT_RANK_TIMEOUT,
+        help="under torchrun: seconds without news from a process before the others stop, naming it "
+        f"(default {DEFAULT_RANK_TIMEOUT:.0f})",
+    )
     _add_search_arguments(batch)
 
     edit = commands.add_parser(
@@ -763,8 +813,9 @@ def main(argv: list[str] | None = None) -> int:
             return run(args)
         if args.command in ("fill", "batch", "edit", "sample"):  # the app sets its own (ui.app.launch)
             from inpaint.device import limit_cpu_threads
+            from inpaint.ranks import local_world_size_from_env
 
-            limit_cpu_threads()
+            limit_cpu_threads(processes=local_world_size_from_env() if args.command == "batch" else 1)
         return handlers[args.command](args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

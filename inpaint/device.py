@@ -118,17 +118,23 @@ def cpu_threads(concurrent: int = 1) -> int:
     return max(1, free // max(1, concurrent))
 
 
-def limit_cpu_threads(concurrent: int = 1) -> int:
+def limit_cpu_threads(concurrent: int = 1, processes: int = 1) -> int:
     """Set torch's CPU threads by cpu_threads unless the user chose them (OMP_NUM_THREADS or
-    INPAINT_THREADS); returns the number in use."""
-    chosen = os.environ.get("INPAINT_THREADS") or ("" if "OMP_NUM_THREADS" in os.environ else None)
+    INPAINT_THREADS); returns the number in use. `processes` > 1: this is one of that many processes
+    torchrun started on this machine; each takes an equal share of the cores (the others' load is
+    its siblings', not a stranger's), and OMP_NUM_THREADS is not taken as the user's choice: torchrun
+    sets it to 1 for every process unless told otherwise (INPAINT_THREADS still chooses)."""
+    chosen = os.environ.get("INPAINT_THREADS")
+    if chosen is None and processes <= 1 and "OMP_NUM_THREADS" in os.environ:
+        chosen = ""  # torch has read OMP_NUM_THREADS already
     if chosen:
         try:
             torch.set_num_threads(max(1, int(chosen)))
         except ValueError:
             raise UserError(f"INPAINT_THREADS must be a whole number, not {chosen!r}") from None
     elif chosen is None:
-        torch.set_num_threads(cpu_threads(concurrent))
+        shared = available_cores() // processes // max(1, concurrent)
+        torch.set_num_threads(max(1, shared) if processes > 1 else cpu_threads(concurrent))
     return torch.get_num_threads()
 
 

@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 
 from inpaint.errors import UserError
+from inpaint.ranks import local_rank_from_env, local_world_size_from_env
 
 
 @dataclass(frozen=True)
@@ -26,15 +27,6 @@ class World:
     @property
     def distributed(self) -> bool:
         return self.size > 1
-
-
-def local_rank_from_env() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def local_world_size_from_env() -> int:
-    """The processes torchrun started on this machine (LOCAL_WORLD_SIZE; WORLD_SIZE if unset)."""
-    return int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
 
 
 def choose_backend(device_type: str, local_size: int, cuda_devices: int) -> str:
