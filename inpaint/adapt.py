@@ -11,7 +11,8 @@ For each photo, with its search latent ẑ as the pivot, the copy θ and the lat
 the L1 distance on the known pixels, the discriminator's opinion (so the hole stays a face D
 believes), and a pull towards the shipped weights θ₀ (so the copy changes only as far as the
 known pixels ask: the hole is not smeared with the surroundings). Losses are summed per photo and
-Adam is elementwise, so a photo's result never depends on its batch-mates. Every step keeps its
+Adam is elementwise, so a photo's result never depends on its batch-mates (on the CPU to the bit:
+the batch is padded as device.batch_invariant_rows says). Every step keeps its
 shapes and reads nothing back to the host (progress is read only at reporting points), so a GPU
 runs it without waiting on the host.
 """
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from inpaint.checkpoint import Checkpoint
+from inpaint.device import batch_invariant_rows, pad_rows
 from inpaint.errors import UserError
 from inpaint.search import graphed
 from inpaint.validate import check_number
@@ -120,12 +122,18 @@ class _Adaptation:
         z: torch.Tensor,
         settings: AdaptSettings,
         lam: float,
+        graphable: bool | None = None,
     ) -> None:
+        """`graphable`: the step fit for a CUDA graph (fused Adam: no host reads); None: on CUDA.
+        Elsewhere the plain Adam, which the fused CPU kernel is not: it rounds the elements past its
+        last full vector differently, so a photo's steps would depend on its batch's size."""
         self.generator, self.discriminator = checkpoint.generator, checkpoint.discriminator
         self.settings, self.lam = settings, lam
         device = self.device = next(self.generator.parameters()).device
+        self.count = len(images)  # the photos; the rows past them pad the batch (batch_invariant_rows)
+        n = batch_invariant_rows(self.count, device)
+        images, known, z = pad_rows(images, n), pad_rows(known, n), pad_rows(z, n)
         self.targets, self.known = images.to(device), known.to(device).float()
-        n = images.shape[0]
         names = tuned_names(checkpoint, settings.tuned)
         self.shipped = {name: self.generator.get_parameter(name).detach() for name in names}
         self.weights = {name: v.expand(n, *v.shape).clone().requires_grad_(True) for name, v in self.shipped.items()}
@@ -137,8 +145,8 @@ class _Adaptation:
         if settings.latent_lr > 0:
             groups.append({"params": [self.latent], "lr": settings.latent_lr})
         self.tensors = [tensor for group in groups for tensor in group["params"]]
-        fused = True if device.type in ("cpu", "cuda") else None
-        self.optimiser = torch.optim.Adam(groups, fused=fused)
+        graphable = device.type == "cuda" if graphable is None else graphable
+        self.optimiser = torch.optim.Adam(groups, fused=True if graphable else None)
         self.bounded = checkpoint.prior.kind == "uniform"
 
     def losses(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -168,10 +176,11 @@ class _Adaptation:
                 self.latent.clamp_(-1, 1)  # in place: z stays in the prior's support
 
     def progress(self, step: int, steps: int) -> AdaptProgress:
-        """Where the adaptation stands (reads the state back to the host)."""
+        """Where the adaptation stands (reads the state back to the host); the photos' rows only."""
         with torch.no_grad():
             fake, reconstruction, _ = self.losses()
-        return AdaptProgress(step, steps, reconstruction.cpu(), fake.cpu())
+        count = self.count
+        return AdaptProgress(step, steps, reconstruction[:count].cpu(), fake[:count].cpu())
 
 
 def adapt(
@@ -202,5 +211,6 @@ def adapt(
     final = run.progress(done, steps)
     if callback is not None:
         callback(final)
-    weights = {name: value.detach() for name, value in run.weights.items()}
-    return Adapted(run.latent.detach(), weights, final.current, final.loss)
+    count = run.count
+    weights = {name: value.detach()[:count] for name, value in run.weights.items()}
+    return Adapted(run.latent.detach()[:count], weights, final.current, final.loss)

@@ -138,6 +138,24 @@ def limit_cpu_threads(concurrent: int = 1, processes: int = 1) -> int:
     return torch.get_num_threads()
 
 
+def batch_invariant_rows(rows: int, device: torch.device) -> int:
+    """The rows to run a batch of `rows` as (the extra ones padding) so that every row comes out as
+    the same bits whatever the batch and the thread count. On the CPU, oneDNN's convolutions split
+    a batch whose size is a multiple of the thread count by images, each image computed as a
+    single thread computes it, but split other sizes inside an image, which sums in another order
+    (benchmarks/batch_ranks.py checks it): a multiple of the threads. Other devices: as it is."""
+    if device.type != "cpu":
+        return rows
+    threads = torch.get_num_threads()
+    return -(-rows // threads) * threads
+
+
+def pad_rows(tensor: torch.Tensor, rows: int) -> torch.Tensor:
+    """`tensor` with copies of its first row appended up to `rows` rows (see batch_invariant_rows)."""
+    extra = rows - len(tensor)
+    return torch.cat([tensor, tensor[:1].detach().expand(extra, *tensor.shape[1:])]) if extra > 0 else tensor
+
+
 def device_name(device: torch.device) -> str:
     """The GPU's name, or the CPU's model (from /proc/cpuinfo on Linux)."""
     if device.type == "cuda":

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from inpaint.device import batch_invariant_rows, pad_rows
 from inpaint.errors import UserError
 from inpaint.latent import LatentPrior
 from inpaint.models import ModelConfig
@@ -58,10 +59,17 @@ class EncoderNet(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width * 16, model.latent_dim)
 
-    def forward(self, images: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, known: torch.Tensor, rowwise: bool = False) -> torch.Tensor:
+        """`rowwise`: the head applied to one image at a time as products summed along each weight row,
+        so that an image's z is the same bits whatever else shares its batch and however many threads
+        run it (a matrix product's blocking, hence its rounding, depends on both)."""
         known = known.to(images.dtype)
-        features = self.body(torch.cat([images * known, known], 1))
-        z = self.head(features.flatten(1))
+        features = self.body(torch.cat([images * known, known], 1)).flatten(1)
+        if rowwise and len(features):
+            weight, bias = self.head.weight, self.head.bias
+            z = torch.cat([(row[:, None] * weight).sum(-1) + bias for row in features.split(1)])
+        else:
+            z = self.head(features)
         return torch.tanh(z) if self.bounded else z
 
 
@@ -77,6 +85,10 @@ class Encoder:
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        """z (N, latent_dim) for images (N, C, S, S) in model space and known masks (N, 1, S, S)."""
+        """z (N, latent_dim) for images (N, C, S, S) in model space and known masks (N, 1, S, S); an
+        image's z does not depend on the others in the batch."""
         device = next(self.net.parameters()).device
-        return self.net(images.to(device).float(), known.to(device).float()).float()
+        count = len(images)
+        rows = batch_invariant_rows(count, device)
+        images, known = pad_rows(images, rows), pad_rows(known, rows)
+        return self.net(images.to(device).float(), known.to(device).float(), rowwise=True)[:count].float()

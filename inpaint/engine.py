@@ -331,8 +331,7 @@ class SearchedFills:
     seed: int
     prepared: dict[int, _Prepared]
     outputs: list[FillResult | None]
-    searched: list[int]
-    result: SearchResult | None
+    results: dict[int, SearchResult]  # searched photo → its search's result (a batch of one)
     per_image: float  # seconds of framing, search and adaptation per photo
     faces: dict[int, bool] = field(default_factory=dict)  # searched photo → whether the face model fills it
     adapted: dict[int, torch.Tensor] = field(default_factory=dict)  # photo → its adapted G(z), model space
@@ -352,8 +351,7 @@ class SearchedFills:
             return _classical_result(item, region, self.per_image + time.perf_counter() - t0, item.notes)
         if not self.faces.get(index, True):
             return _classical_result(item, region, self.per_image + time.perf_counter() - t0, [NO_FACE_NOTE])
-        i = self.searched.index(index)
-        result = self.result
+        result, i = self.results[index], 0
         candidates = result.candidates[i]
         if index in self.adapted:  # the adapted fill replaces the search's best
             candidates = torch.cat([self.adapted[index][None], candidates[1:]])
@@ -402,31 +400,50 @@ def search_fills(
     framed = _map(lambda index: _prepare(checkpoint, items[index], crop), holed, workers)
     prepared = dict(zip(holed, framed))
     searched = [index for index, item in prepared.items() if item.view is not None]
-    if crop == "auto" and any(not prepared[i].view.confirmed for i in searched):
-        # A face only the framer vouched for is kept if a fill shows it to a detector: with more
-        # starts, more chances that one of them draws it clearly enough (photo_quality.py).
-        settings = resolve_settings(checkpoint, settings)
-        settings = replace(settings, restarts=max(settings.restarts, VERIFY_STARTS))
-    fills = SearchedFills(checkpoint, request, settings.seed, prepared, outputs, searched, None, 0.0)
+    fills = SearchedFills(checkpoint, request, settings.seed, prepared, outputs, {}, 0.0)
     if searched:
-        fills.result = search(
-            checkpoint,
-            torch.stack([prepared[i].model_image for i in searched]),
-            torch.stack([prepared[i].model_known for i in searched]),
-            settings,
-            callback,
-        )
-        fills.faces = _faces_kept(checkpoint, prepared, searched, fills.result, crop, workers)
-        fills.adapted = _adapted(checkpoint, request, prepared, searched, fills, callback)
+        fills.results = _search_each(checkpoint, prepared, searched, settings, crop, callback)
+        fills.faces = _faces_kept(checkpoint, prepared, fills.results, crop, workers)
+        fills.adapted = _adapted(checkpoint, request, prepared, fills, callback)
     fills.per_image = (time.perf_counter() - started) / max(len(prepared), 1)
     return fills
+
+
+def _search_each(
+    checkpoint: Checkpoint,
+    prepared: dict[int, _Prepared],
+    searched: list[int],
+    settings: SearchSettings,
+    crop: str,
+    callback: Callable[[Progress], bool | None] | None,
+) -> dict[int, SearchResult]:
+    """Search the framed photos, in as few batches as their numbers of starts allow; each photo's
+    result (a batch of one) by its index. A face only the framer vouched for (crop "auto") is kept
+    if a fill shows it to a detector: it gets at least VERIFY_STARTS starts, more chances that one
+    of them draws it clearly enough (photo_quality.py). Only such photos get them, so that a
+    photo's fill never depends on which photos share its batch."""
+    settings = resolve_settings(checkpoint, settings)
+    groups: dict[int, list[int]] = {}
+    for index in searched:
+        verify = crop == "auto" and not prepared[index].view.confirmed
+        groups.setdefault(max(settings.restarts, VERIFY_STARTS) if verify else settings.restarts, []).append(index)
+    results = {}
+    for restarts, members in sorted(groups.items()):
+        result = search(
+            checkpoint,
+            torch.stack([prepared[i].model_image for i in members]),
+            torch.stack([prepared[i].model_known for i in members]),
+            replace(settings, restarts=restarts),
+            callback,
+        )
+        results.update({index: result.row(position) for position, index in enumerate(members)})
+    return results
 
 
 def _faces_kept(
     checkpoint: Checkpoint,
     prepared: dict[int, _Prepared],
-    searched: list[int],
-    result: SearchResult,
+    results: dict[int, SearchResult],
     crop: str,
     workers: int,
 ) -> dict[int, bool]:
@@ -434,20 +451,20 @@ def _faces_kept(
     by the framer alone (crop "auto") and none of the search's fills shows it (then no face owns
     the hole). Judged on the search's own fills, before any adaptation to the photo."""
 
-    def kept(position: int) -> bool:
-        item = prepared[searched[position]]
+    def kept(index: int) -> bool:
+        item = prepared[index]
         if crop != "auto" or item.view.confirmed:
             return True
-        return _fills_show_a_face(checkpoint, item, result.candidates[position])
+        return _fills_show_a_face(checkpoint, item, results[index].candidates[0])
 
-    return dict(zip(searched, _map(kept, list(range(len(searched))), workers)))
+    searched = list(results)
+    return dict(zip(searched, _map(kept, searched, workers)))
 
 
 def _adapted(
     checkpoint: Checkpoint,
     request: FillRequest,
     prepared: dict[int, _Prepared],
-    searched: list[int],
     fills: SearchedFills,
     callback: Callable[[Progress], bool | None] | None,
 ) -> dict[int, torch.Tensor]:
@@ -457,24 +474,19 @@ def _adapted(
     the generator was trained on; faces seen at the model's scale gained nothing from it (README,
     "Real photographs")."""
     settings = resolve_adapt(checkpoint, request.adapt)
-    chosen = [
-        position
-        for position, index in enumerate(searched)
-        if fills.faces[index] and prepared[index].view.how in ADAPTED_FRAMINGS
-    ]
+    chosen = [index for index in fills.results if fills.faces[index] and prepared[index].view.how in ADAPTED_FRAMINGS]
     if not settings.steps or not chosen:
         return {}
-    result = fills.result
     adapted = adapt(
         checkpoint,
-        torch.stack([prepared[searched[p]].model_image for p in chosen]),
-        torch.stack([prepared[searched[p]].model_known for p in chosen]),
-        result.z[chosen],
+        torch.stack([prepared[index].model_image for index in chosen]),
+        torch.stack([prepared[index].model_known for index in chosen]),
+        torch.cat([fills.results[index].z for index in chosen]),
         settings,
         lam=resolve_settings(checkpoint, request.search).lam,
         callback=callback,
     )
-    return {searched[p]: image for p, image in zip(chosen, adapted.images)}
+    return dict(zip(chosen, adapted.images))
 
 
 def fill_images(

@@ -33,7 +33,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import cv2
 import numpy as np
@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from inpaint.checkpoint import Checkpoint
-from inpaint.device import autocast, search_precision
+from inpaint.device import autocast, batch_invariant_rows, pad_rows, search_precision
 from inpaint.errors import UserError
 
 CONSTRAINTS = ("clip", "tanh")
@@ -152,6 +152,10 @@ class SearchResult:
     candidate_z: torch.Tensor  # (N, k, latent_dim)
     candidate_context_loss: torch.Tensor  # (N, k)
     iterations: torch.Tensor  # (N,) iterations each image ran before it stopped
+
+    def row(self, index: int) -> SearchResult:
+        """Image `index`'s result alone, as a batch of one."""
+        return SearchResult(**{f.name: getattr(self, f.name)[index : index + 1] for f in fields(self)})
 
 
 def context_weights(known: torch.Tensor, size: int = 7) -> torch.Tensor:
@@ -266,10 +270,13 @@ class _Search:
         self.clip = bounded and settings.constraint == "clip"
         self.variable = (torch.atanh(z0.clamp(-0.999, 0.999)) if self.tanh else z0.clone()).requires_grad_(True)
         # Adam is elementwise, so a row's steps depend only on its own gradients; the rows of stopped
-        # images are never scored again (each row's best latent is kept apart). The fused kernel does
-        # the update in one go and keeps its step count on the device (the plain one reads it back to
-        # the host every step); _Replayed makes it capturable while a CUDA graph records it.
-        fused = True if device.type in ("cpu", "cuda") else None
+        # images are never scored again (each row's best latent is kept apart). Under "fixed"
+        # batching (the CUDA-graph path) the fused kernel does the update in one go and keeps its step
+        # count on the device (the plain one reads it back to the host every step); _Replayed makes
+        # it capturable while a CUDA graph records it. Under "shrink" the plain one: the fused CPU
+        # kernel rounds the elements past its last full vector differently, so a latent's steps
+        # would depend on how many rows are left.
+        fused = True if batching == "fixed" and device.type in ("cpu", "cuda") else None
         self.optimiser = torch.optim.Adam([self.variable], lr=settings.lr, fused=fused)
         rows = self.n * self.k
         self.best_z = z0.detach().clone()
@@ -298,11 +305,15 @@ class _Search:
 
     def losses(self, z: torch.Tensor, rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """G(z), context and perceptual losses of the given rows (None: all of them)."""
+        # Padded so that each row's result is the same bits whatever its batch-mates (and, on the
+        # CPU, the thread count): an image's fill must not depend on the images searched with it.
+        count = len(z)
+        z = pad_rows(z, batch_invariant_rows(count, self.device))
         # No autocast weight cache: each forward is its own region, and a cache cannot be replayed.
         with autocast(self.device, self.precision, cache=False):
             fake = self.generator(z)
             logits = self.discriminator(fake.contiguous(memory_format=torch.channels_last))
-        fake, logits = fake.float(), logits.float()
+        fake, logits = fake[:count].float(), logits[:count].float()
         w, y = (self.weights, self.targets) if rows is None else (self.weights[rows], self.targets[rows])
         context = (w * (fake - y).abs()).flatten(1).sum(1)
         perceptual = -self.settings.lam * F.softplus(logits)  # λ·log(1 − sigmoid(logits)), stable form

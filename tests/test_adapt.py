@@ -91,7 +91,7 @@ def test_a_photo_adapts_the_same_alone_or_in_a_batch(tiny):
 def test_an_adaptation_step_reads_nothing_back_to_the_host(tiny):
     """What a CUDA graph needs of the step (checked here on the CPU): no host reads inside it."""
     images, known = _faces(2)
-    run = _Adaptation(tiny, images, known, torch.rand(2, 12), AdaptSettings(steps=5, anchor=1.0), 0.003)
+    run = _Adaptation(tiny, images, known, torch.rand(2, 12), AdaptSettings(steps=5, anchor=1.0), 0.003, graphable=True)
     run.step()  # Adam's state exists after the first step
     with _HostReads() as reads:
         for _ in range(3):
