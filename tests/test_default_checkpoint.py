@@ -98,3 +98,31 @@ def test_the_default_carries_an_encoder_that_starts_the_search_near_held_out_fac
         encoder = search(default, images, known, SearchSettings(**{**start.__dict__, "init": "encoder"}))
         random = search(default, images, known, SearchSettings(**{**start.__dict__, "init": "random"}))
         assert (encoder.context_loss < random.context_loss).all(), kind
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])  # auto: bf16 on a CPU with native bf16
+def test_a_search_gives_the_same_bits_alone_in_any_batch_and_on_any_thread_count(default, precision):
+    """What lets `inpaint batch` split its images among processes (and resume) with outputs identical
+    to one uninterrupted run: on the CPU an image's search, from the encoder's start to the end, is
+    the same bits whatever shares its batch and however many threads run it."""
+    from inpaint.masks import make_mask
+    from inpaint.search import SearchSettings, search
+
+    generator = torch.Generator().manual_seed(3)
+    images = torch.rand(7, 3, 64, 64, generator=generator) * 2 - 1
+    known = torch.stack([torch.from_numpy(~make_mask(kind, 64, 64)).float()[None] for kind in ["centre", "half"] * 3])
+    known = torch.cat([known, known[:1]])  # 7 images: odd sizes are where blocked kernels differ
+    settings = SearchSettings(restarts=1, patience=5, precision=precision)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        together = search(default, images, known, settings)
+        three = search(default, images[2:5], known[2:5], settings)
+        torch.set_num_threads(1)
+        alone = [search(default, images[i : i + 1], known[i : i + 1], settings) for i in (0, 3, 6)]
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(three.z, together.z[2:5])
+    for result, i in zip(alone, (0, 3, 6)):
+        assert torch.equal(result.z[0], together.z[i]), f"image {i} alone on one thread"
+        assert torch.equal(result.images[0], together.images[i])
