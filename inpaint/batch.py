@@ -11,6 +11,12 @@ input folder), "failed" one that could not be filled (unreadable, a mask of anot
 
 A face the finder misses is given per image in NAME_face.txt beside the image (or beside its mask
 in --mask-dir): one line X,Y,W,H, the face's box in pixels, as `inpaint fill --face-box` takes it.
+
+Under torchrun (run_batch_on_ranks) every rank plans the same jobs and fills its fixed share, by
+each input's path relative to IN_DIR (ranks.share_of); rank K appends its records to
+OUT_DIR/report.rankK.jsonl, and rank 0 merges the parts into report.jsonl when all are done (a
+later run, with any number of processes, folds in the parts an interrupted one left). On the CPU
+an image's fill does not depend on its batch-mates, so the outputs are those of one process.
 """
 
 from __future__ import annotations
