@@ -143,7 +143,8 @@ def batch_invariant_rows(rows: int, device: torch.device) -> int:
     the same bits whatever the batch and the thread count. On the CPU, oneDNN's convolutions split
     a batch whose size is a multiple of the thread count by images, each image computed as a
     single thread computes it, but split other sizes inside an image, which sums in another order
-    (benchmarks/batch_ranks.py checks it): a multiple of the threads. Other devices: as it is."""
+    (tests/test_default_checkpoint.py checks the search for it): a multiple of the threads. Other
+    devices: as it is."""
     if device.type != "cpu":
         return rows
     threads = torch.get_num_threads()

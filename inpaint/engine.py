@@ -351,8 +351,8 @@ class SearchedFills:
             return _classical_result(item, region, self.per_image + time.perf_counter() - t0, item.notes)
         if not self.faces.get(index, True):
             return _classical_result(item, region, self.per_image + time.perf_counter() - t0, [NO_FACE_NOTE])
-        result, i = self.results[index], 0
-        candidates = result.candidates[i]
+        result = self.results[index]  # a batch of one
+        candidates = result.candidates[0]
         if index in self.adapted:  # the adapted fill replaces the search's best
             candidates = torch.cat([self.adapted[index][None], candidates[1:]])
         fills = [self.checkpoint.to_pixels(fill).permute(1, 2, 0).numpy() * 255 for fill in candidates]
@@ -363,9 +363,9 @@ class SearchedFills:
             image=image,
             raw=(_to_output(item, region, raw_best) if blend else image) if self.request.keep_raw else None,
             candidates=[image] + [_to_output(item, region, shown) for _, shown in finished[1:]],
-            context_loss=float(result.context_loss[i]),
-            perceptual_loss=float(result.perceptual_loss[i]),
-            candidate_losses=[float(v) for v in result.candidate_context_loss[i]],
+            context_loss=float(result.context_loss[0]),
+            perceptual_loss=float(result.perceptual_loss[0]),
+            candidate_losses=[float(v) for v in result.candidate_context_loss[0]],
             view=item.view,
             framing=item.view.how,
             seconds=self.per_image + time.perf_counter() - t0,
@@ -385,9 +385,10 @@ def search_fills(
     callback: Callable[[Progress], bool | None] | None = None,
     workers: int = 1,
 ) -> SearchedFills:
-    """Frame the photos (on `workers` threads), search them all in one batch, keep the faces a
-    framer-only framing must show, and adapt the generator to each photo the face model fills;
-    the fills are finished by the returned object's `finish`. `callback` gets the search's
+    """Frame the photos (on `workers` threads), search them in one batch (two when some faces still
+    need confirming: _search_each), keep the faces a framer-only framing must show, and adapt the
+    generator to each photo the face model fills; the fills are finished by the returned object's
+    `finish`. `callback` gets the search's
     progress, then the adaptation's (returning True stops either)."""
     settings, crop = request.search, request.crop
     started = time.perf_counter()

@@ -7,9 +7,10 @@ missing (known pixels next to the hole count most). The paper's neighbourhood is
 at least that and grows with the hole (its half-width is the farthest any missing pixel lies from
 a known one), so a large hole is matched against a band of context as wide as itself: for half a
 face, a 7×7 window would see only 3 columns next to the cut. G and D stay frozen in eval mode, so an
-image's result never depends on its batch-mates; losses are summed per image, never averaged
-over the batch, so λ means the same at any batch size. z stays in the prior's support (clipped
-back into [-1, 1] after every step, or reparametrised as z = tanh(u)).
+image's result never depends on its batch-mates (on the CPU to the bit, whatever the thread count:
+see _Search.losses); losses are summed per image, never averaged over the batch, so λ means the
+same at any batch size. z stays in the prior's support (clipped back into [-1, 1] after every
+step, or reparametrised as z = tanh(u)).
 
 Every image gets several starts (restarts), all searched in one batch and ranked by their context
 loss. With an inpainting encoder in the checkpoint (inpaint.encoder) the starts are E's prediction
