@@ -104,7 +104,8 @@ def tuned_names(checkpoint: Checkpoint, tuned: str) -> list[str]:
     if tuned == "norms":
         return [name for name in names if generator.get_parameter(name).dim() == 1]
     if tuned == "late":
-        convolutions = [i for i, layer in enumerate(generator.main) if isinstance(layer, torch.nn.ConvTranspose2d)]
+        kinds = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+        convolutions = [i for i, layer in enumerate(generator.main) if isinstance(layer, kinds)]
         return [name for name in names if int(name.split(".")[1]) >= convolutions[-2]]
     return names
 

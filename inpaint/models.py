@@ -16,6 +16,11 @@ from inpaint.errors import UserError
 from inpaint.validate import check_number
 
 SUPPORTED_IMAGE_SIZES = (32, 64, 128)
+# How the generator doubles its maps: "transpose" (the DCGAN's 4×4 stride-2 transposed convolutions)
+# or "resize" (nearest-neighbour ×2, then a 3×3 convolution: Odena et al., 2016). Transposed
+# convolutions whose kernel the stride does not divide evenly leave a checkerboard in young models;
+# resizing first spreads every input pixel evenly, so there is none to unlearn.
+UPSAMPLE_KINDS = ("transpose", "resize")
 # Bounds on what a configuration (typed, or read from a checkpoint's metadata) may ask to build:
 # a forged or mistyped one must be refused before terabytes are allocated, not by the allocator.
 MAX_LATENT_DIM = 4096
@@ -32,8 +37,11 @@ class ModelConfig:
     latent_dim: int = 100
     g_width: int = 64
     d_width: int = 64
+    upsample: str = "transpose"  # UPSAMPLE_KINDS; checkpoints written before it existed are "transpose"
 
     def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLE_KINDS:
+            raise UserError(f"upsample must be one of {', '.join(UPSAMPLE_KINDS)}, not {self.upsample!r}")
         if self.image_size not in SUPPORTED_IMAGE_SIZES:
             raise UserError(
                 f"image size {self.image_size} is not supported; choose one of "
@@ -59,16 +67,18 @@ class ModelConfig:
         n = self.num_upsamplings
         g = [self.g_width * 2 ** (n - 1 - i) for i in range(n)]  # widest first
         d = [self.d_width * 2**i for i in range(n)]
-        g_convs = self.latent_dim * g[0] + sum(a * b for a, b in zip(g, g[1:])) + g[-1] * self.channels
-        d_convs = self.channels * d[0] + sum(a * b for a, b in zip(d, d[1:])) + d[-1]
-        return 16 * (g_convs + d_convs) + 2 * (sum(g) + sum(d[1:]))  # 4×4 kernels; BatchNorm's scale and shift
+        up_kernel = 16 if self.upsample == "transpose" else 9  # the doubling layers' 4×4 or 3×3 kernels
+        doubling = sum(a * b for a, b in zip(g, g[1:])) + g[-1] * self.channels
+        g_convs = 16 * self.latent_dim * g[0] + up_kernel * doubling
+        d_convs = 16 * (self.channels * d[0] + sum(a * b for a, b in zip(d, d[1:])) + d[-1])
+        return g_convs + d_convs + 2 * (sum(g) + sum(d[1:]))  # BatchNorm's scale and shift
 
     @property
     def num_upsamplings(self) -> int:
         """Stride-2 layers between the 4×4 base and the full image (4 for 64×64)."""
         return self.image_size.bit_length() - 1 - 2
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | str]:
         return asdict(self)
 
     @classmethod
@@ -79,7 +89,7 @@ class ModelConfig:
             raise UserError(f"unknown model settings {sorted(unknown)}")
         if not isinstance(data, dict):
             raise UserError(f"model settings must be a mapping, not {type(data).__name__}")
-        return cls(**{k: check_number(v, k, integer=True) for k, v in data.items()})
+        return cls(**{k: v if k == "upsample" else check_number(v, k, integer=True) for k, v in data.items()})
 
 
 def init_dcgan_weights(module: nn.Module) -> None:
@@ -91,8 +101,16 @@ def init_dcgan_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def _doubling(config: ModelConfig, channels_in: int, channels_out: int) -> list[nn.Module]:
+    """The generator's layers that double the maps' side (see UPSAMPLE_KINDS)."""
+    if config.upsample == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(channels_in, channels_out, 3, 1, 1, bias=False)]
+    return [nn.ConvTranspose2d(channels_in, channels_out, 4, 2, 1, bias=False)]
+
+
 class Generator(nn.Module):
-    """z (N, latent_dim) → image (N, C, S, S) in [-1, 1]: transposed convs, BatchNorm, ReLU, tanh."""
+    """z (N, latent_dim) → image (N, C, S, S) in [-1, 1]: a transposed conv to 4×4, then doubling
+    layers (transposed convs, or resize and conv), BatchNorm, ReLU, tanh."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -104,13 +122,9 @@ class Generator(nn.Module):
             nn.ReLU(True),
         ]
         for _ in range(config.num_upsamplings - 1):
-            layers += [
-                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width // 2),
-                nn.ReLU(True),
-            ]
+            layers += [*_doubling(config, width, width // 2), nn.BatchNorm2d(width // 2), nn.ReLU(True)]
             width //= 2
-        layers += [nn.ConvTranspose2d(width, config.channels, 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [*_doubling(config, width, config.channels), nn.Tanh()]
         self.main = nn.Sequential(*layers)
         self.apply(init_dcgan_weights)
 
@@ -132,6 +146,16 @@ class Generator(nn.Module):
                 x = nn.functional.conv_transpose2d(
                     x.reshape(1, n * channels_in, *x.shape[2:]),
                     weight.reshape(n * channels_in, channels_out, *kernel),
+                    stride=layer.stride,
+                    padding=layer.padding,
+                    groups=n,
+                )
+                x = x.reshape(n, channels_out, *x.shape[2:])
+            elif isinstance(layer, nn.Conv2d) and weight is not None:
+                _, channels_out, channels_in, *kernel = weight.shape
+                x = nn.functional.conv2d(
+                    x.reshape(1, n * channels_in, *x.shape[2:]),
+                    weight.reshape(n * channels_out, channels_in, *kernel),
                     stride=layer.stride,
                     padding=layer.padding,
                     groups=n,

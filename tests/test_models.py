@@ -164,3 +164,60 @@ def test_priors_are_seeded_and_in_support():
     assert abs(normal.std().item() - 1) < 0.02
     with pytest.raises(UserError):
         LatentPrior("cauchy")
+
+
+# --- the generator's doubling layers: transposed convolutions or resize and convolve ---------
+
+
+@pytest.mark.parametrize("upsample", ["transpose", "resize"])
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_each_upsampling_builds_what_its_parameter_count_says(upsample, size):
+    config = ModelConfig(image_size=size, g_width=8, d_width=8, upsample=upsample)
+    generator, discriminator = Generator(config), Discriminator(config)
+    assert count(generator) + count(discriminator) == config.parameter_count()
+    with torch.no_grad():
+        assert generator(torch.rand(2, config.latent_dim) * 2 - 1).shape == (2, 3, size, size)
+    transposed = [m for m in generator.modules() if isinstance(m, nn.ConvTranspose2d)]
+    # The 1×1 → 4×4 base is a transposed convolution either way (one input pixel: no overlap to be uneven).
+    assert len(transposed) == (1 if upsample == "resize" else size.bit_length() - 2)
+
+
+def test_resize_upsampling_leaves_no_checkerboard_where_transposed_convolutions_do():
+    """A flat map doubled by a 4×4 stride-2 transposed convolution comes out in a 2×2-periodic
+    pattern (each output pixel sums a different subset of the kernel); resized, then convolved, it
+    stays flat away from the border."""
+    torch.manual_seed(0)
+    flat = torch.ones(1, 8, 6, 6)
+    spread = {}
+    for upsample in ("transpose", "resize"):
+        generator = Generator(ModelConfig(image_size=32, g_width=8, d_width=8, upsample=upsample))
+        last = list(generator.main)[-2 if upsample == "transpose" else -3 :][:-1]  # the last doubling
+        with torch.no_grad():
+            inner = nn.Sequential(*last)(flat)[..., 2:-2, 2:-2]
+        spread[upsample] = (inner - inner.mean(dim=(2, 3), keepdim=True)).abs().max().item()
+    assert spread["resize"] < 1e-6 < spread["transpose"] / 100
+
+
+@pytest.mark.parametrize("upsample", ["transpose", "resize"])
+def test_per_sample_weights_draw_what_the_shared_ones_do(upsample):
+    torch.manual_seed(1)
+    generator = Generator(ModelConfig(image_size=32, g_width=8, d_width=8, upsample=upsample))
+    with torch.no_grad():
+        generator(torch.rand(8, 100) * 2 - 1)  # BatchNorm statistics that are not a fresh net's
+    generator.eval()
+    z = torch.rand(3, 100) * 2 - 1
+    copies = {name: p.detach().expand(3, *p.shape).clone() for name, p in generator.named_parameters()}
+    with torch.no_grad():
+        assert torch.allclose(generator.forward_with(z, copies), generator(z), atol=1e-6)
+        copies["main.0.weight"][1].mul_(2)  # one sample's own copy changes that sample alone
+        changed, shared = generator.forward_with(z, copies), generator(z)
+    assert torch.allclose(changed[[0, 2]], shared[[0, 2]], atol=1e-6)
+    assert (changed[1] - shared[1]).norm() > 0.1 * shared[1].norm()
+
+
+def test_upsampling_is_read_from_metadata_and_older_checkpoints_mean_transpose():
+    config = ModelConfig(image_size=32, g_width=8, d_width=8, upsample="resize")
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    assert ModelConfig.from_dict({"image_size": 32, "g_width": 8, "d_width": 8}).upsample == "transpose"
+    with pytest.raises(UserError, match="upsample must be one of transpose, resize"):
+        ModelConfig.from_dict({"upsample": "bilinear"})
