@@ -199,6 +199,17 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return _check_header(weights, header)
 
 
+def training_command(metadata: dict[str, Any]) -> str | None:
+    """The `inpaint train` command line that rebuilds a checkpoint's networks, as its training
+    recorded it (None: not recorded). Checkpoints made while G's transposed convolutions were the
+    default recorded no --g-upsample; it is added, so the command still builds their generator."""
+    command = metadata.get("training", {}).get("training_command")
+    if not isinstance(command, str):
+        return None
+    transposed = metadata.get("model", {}).get("upsample", "transpose") == "transpose"
+    return command + " --g-upsample transpose" if transposed and "--g-upsample" not in command else command
+
+
 def load_checkpoint(
     path: str | Path,
     with_discriminator: bool = True,

@@ -18,7 +18,7 @@ from inpaint.swd import blurred, laplacian_pyramid, reference_scale, sliced_wass
 from inpaint_training import encoder as encoder_training
 from inpaint_training.data import load_image_folder
 from inpaint_training.dry_run import write_synthetic_images
-from inpaint_training.options import TrainOptions
+from inpaint_training.options import DEFAULT_EVAL_EVERY, OPTIONS_FILE, TrainOptions
 from inpaint_training.pipeline import DONE, ENCODER, current_phase, train_run
 
 QUIET = {"show_progress": False, "log": lambda *a, **k: None}
@@ -45,10 +45,13 @@ def test_one_command_yields_a_model_with_its_encoder_that_fill_uses(discs, tmp_p
     run = tmp_path / "run"
     code = main(
         ["train", "--data", str(discs), "--out", str(run), "--image-size", "32", "--g-width", "8", "--d-width", "8"]
-        + ["--batch-size", "4", "--steps", "3", "--encoder-steps", "3", "--val-count", "8"]
+        + ["--batch-size", "4", "--steps", "3", "--encoder-steps", "3", "--val-count", "8", "--g-upsample", "resize"]
     )
     assert code == 0
     assert encoder_tensors(run / WEIGHTS_FILE)  # the final model holds the encoder's weights
+    assert load_checkpoint(run).config.upsample == "resize"
+    # A held-out split is scored over the run without being asked to.
+    assert json.loads((run / OPTIONS_FILE).read_text())["eval_every"] == DEFAULT_EVAL_EVERY
     for name in ("samples.png", "losses.png", "nearest.png", "card.json", "README.md", "encoder/encoder-fills.png"):
         assert (run / name).is_file(), name
     card = json.loads((run / "card.json").read_text())

@@ -11,16 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from inpaint.checkpoint import load_checkpoint
+from inpaint.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, read_metadata, training_command
 from inpaint.cli import build_parser, main
 from inpaint.face_metrics import frechet_distance
+from inpaint.models import ModelConfig
 from inpaint_training.augment import diff_augment
 from inpaint_training.cli import _given
 from inpaint_training.data import load_image_folder
 from inpaint_training.dry_run import write_synthetic_images
 from inpaint_training.export import export_run, nearest_training_images, options_as_command
 from inpaint_training.loop import train
-from inpaint_training.options import TrainOptions
+from inpaint_training.options import OPTIONS_FILE, TrainOptions, load_options, save_options
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "faces"
 QUIET = {"show_progress": False, "log": lambda *a: None}
@@ -159,3 +160,21 @@ def test_export_writes_a_shippable_folder(synthetic, tmp_path):
     assert (
         main(["sample", "--checkpoint", str(tmp_path / "shipped"), "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
     )
+
+
+def test_the_shipped_models_command_still_builds_its_transposed_generator():
+    """The default model was trained while transposed convolutions were G's default; the command
+    it recorded must still rebuild that generator now that new runs resize."""
+    metadata = read_metadata(DEFAULT_CHECKPOINT)
+    assert metadata["model"].get("upsample", "transpose") == "transpose"
+    args = build_parser().parse_args(shlex.split(training_command(metadata))[1:])
+    assert TrainOptions(**{**_given(args), "out": args.out}).model_config() == ModelConfig.from_dict(metadata["model"])
+    assert TrainOptions().g_upsample == "resize"  # what a run given no flag builds
+
+
+def test_a_run_saved_before_g_could_resize_resumes_with_transposed_convolutions(tmp_path):
+    save_options(tmp_path, TrainOptions(data="faces", out=str(tmp_path)), {})
+    saved = json.loads((tmp_path / OPTIONS_FILE).read_text())
+    assert saved.pop("g_upsample") == "resize"
+    (tmp_path / OPTIONS_FILE).write_text(json.dumps(saved))
+    assert load_options(tmp_path).model_config().upsample == "transpose"

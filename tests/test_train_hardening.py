@@ -186,7 +186,7 @@ def test_bad_numbers_are_refused_where_typed(tmp_path, capsys, flag, value):
         ("ema_decay", math.nan, "--ema-decay: must be a finite number"),
         ("label_smoothing", -0.1, "--label-smoothing: must be at least 0 and below 0.5"),
         ("batch_size", 2.5, "--batch-size: must be a whole number"),
-        ("g_width", 1024, "would have 5.7 billion parameters"),  # at 128×128 (each width alone is allowed)
+        ("g_width", 1024, "would have 4.5 billion parameters"),  # at 128×128, G resizing (each width alone is allowed)
     ],
 )
 def test_options_given_through_the_api_are_checked(field, value, message):

@@ -14,9 +14,9 @@ from pathlib import Path
 from inpaint.device import PRECISIONS
 from inpaint.fileio import check_output
 from inpaint.latent import PRIOR_KINDS
-from inpaint.models import SUPPORTED_IMAGE_SIZES
+from inpaint.models import SUPPORTED_IMAGE_SIZES, UPSAMPLE_KINDS
 from inpaint_training.limits import TRAIN_LIMITS
-from inpaint_training.options import COMPILE_MODES, DEFAULT_EPOCHS, TrainOptions
+from inpaint_training.options import COMPILE_MODES, DEFAULT_EPOCHS, DEFAULT_EVAL_EVERY, TrainOptions
 
 _DEFAULTS = TrainOptions()
 
@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--latent-dim", type=_limit("latent_dim"), help=f"size of z (default {_DEFAULTS.latent_dim})")
     model.add_argument("--g-width", type=_limit("g_width"), help=f"generator width (default {_DEFAULTS.g_width})")
     model.add_argument("--d-width", type=_limit("d_width"), help=f"discriminator width (default {_DEFAULTS.d_width})")
+    model.add_argument(
+        "--g-upsample",
+        choices=UPSAMPLE_KINDS,
+        help="how G doubles its maps: resize (default: nearest-neighbour ×2, then a 3×3 convolution; no "
+        "checkerboard) or transpose (the original DCGAN's transposed convolutions; about twice as fast)",
+    )
     model.add_argument("--prior", choices=PRIOR_KINDS, help="latent prior (default uniform on [-1, 1])")
 
     optim = parser.add_argument_group("optimisation and stopping")
@@ -93,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_limit("eval_every"),
         help="epochs between scores on the validation split (sliced Wasserstein distance; for faces also the "
         "Fréchet face-descriptor distance, which then picks the best); the best is kept as "
-        "checkpoints/best.safetensors",
+        f"checkpoints/best.safetensors (default with --val-count: {DEFAULT_EVAL_EVERY:g})",
     )
     evals.add_argument(
         "--eval-samples",
@@ -201,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
             if not args.data or not args.out:
                 raise UserError("inpaint train needs --data DIR and --out RUN_DIR (or --resume RUN_DIR, or --dry-run)")
             check_output(args.out, (args.data,), folder=True, what="--out")
+            if given.get("val_count") and "eval_every" not in given:
+                given["eval_every"] = DEFAULT_EVAL_EVERY
             options = TrainOptions(**{**given, "out": args.out})
             result = train_run(options, log=report)
     except NonFiniteLoss as error:

@@ -15,6 +15,9 @@ from inpaint_training.limits import TRAIN_LIMITS, check_all, flag
 
 OPTIONS_FILE = "training_options.json"
 DEFAULT_EPOCHS = 25
+# A new run that holds out a validation split is scored on it this often (epochs) unless told
+# otherwise: the score over time, and the best snapshot, are why one holds images out.
+DEFAULT_EVAL_EVERY = 3.0
 
 # Options that fix what the networks and the data stream are: a resumed run must keep them.
 FIXED_ON_RESUME = (
@@ -25,11 +28,12 @@ FIXED_ON_RESUME = (
     "latent_dim",
     "g_width",
     "d_width",
+    "g_upsample",
     "prior",
     "batch_size",
     "seed",
 )
-TEXT_FIELDS = ("data", "out", "prior", "diffaug", "device", "precision", "compile")
+TEXT_FIELDS = ("data", "out", "g_upsample", "prior", "diffaug", "device", "precision", "compile")
 # torch.compile's modes for G and D ("off": eager). On a GPU "reduce-overhead" also records the
 # compiled steps as CUDA graphs, which is what a launch-bound small DCGAN needs.
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
@@ -47,6 +51,9 @@ class TrainOptions:
     latent_dim: int = 100
     g_width: int = 64
     d_width: int = 64
+    # inpaint.models.UPSAMPLE_KINDS. Resize-and-convolve: on a small set, in the same 30 minutes, its
+    # fills beat the transposed convolutions' checkerboard by up to 1.3 dB (README: Your own images).
+    g_upsample: str = "resize"
     prior: str = "uniform"
     batch_size: int = 64
     lr: float = 2e-4
@@ -113,7 +120,9 @@ class TrainOptions:
         return tuple(p.strip() for p in self.diffaug.split(",") if p.strip())
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(self.image_size, self.channels, self.latent_dim, self.g_width, self.d_width)
+        return ModelConfig(
+            self.image_size, self.channels, self.latent_dim, self.g_width, self.d_width, upsample=self.g_upsample
+        )
 
     def gan_minutes(self) -> float | None:
         """The GAN phase's part of --minutes: all of it, less the encoder phase's share."""
@@ -134,6 +143,8 @@ class TrainOptions:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainOptions":
         known = {f.name for f in fields(cls)}
+        # Runs saved before G could resize trained transposed convolutions.
+        data = {"g_upsample": "transpose", **data}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 

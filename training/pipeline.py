@@ -189,7 +189,9 @@ def card_markdown(run_dir: Path, facts: dict[str, Any]) -> str:
         f"Data: `{training.get('data', '?')}`, {training.get('images', '?')} training images"
         + (f", {facts['validation_images']} held out" if facts.get("validation_images") else "")
         + f". Model: DCGAN {model.get('image_size', '?')}×{model.get('image_size', '?')}, widths G "
-        f"{model.get('g_width', '?')} / D {model.get('d_width', '?')}, z of {model.get('latent_dim', '?')}.",
+        f"{model.get('g_width', '?')} / D {model.get('d_width', '?')}, z of {model.get('latent_dim', '?')}"
+        + (", G doubling by resize and convolution" if model.get("upsample") == "resize" else "")
+        + ".",
         f"Trained {training.get('steps', '?')} steps ({training.get('epochs', '?')} epochs) in "
         f"{training.get('wall_seconds', 0) / 60:.1f} min on {training.get('device', '?')}; weights from "
         f"`{training.get('source_snapshot', '?')}`.",

@@ -30,6 +30,7 @@ from inpaint.checkpoint import (
     list_snapshots,
     load_checkpoint,
     read_metadata,
+    training_command,
 )
 from inpaint.device import limit_cpu_threads
 from inpaint.engine import FillItem, FillRequest, choose_view, fill_images, model_pixels
@@ -691,7 +692,9 @@ def _model_tab(models: Models, model: gr.Dropdown) -> None:
                 f"| architecture | DCGAN {config['image_size']}×{config['image_size']}, "
                 f"{config['channels']} channel(s), z of {config['latent_dim']} "
                 f"({meta.get('latent_prior', {}).get('kind', 'uniform')}), "
-                f"widths G {config['g_width']} / D {config['d_width']} |"
+                f"widths G {config['g_width']} / D {config['d_width']}"
+                + (", G doubling by resize and convolution" if config.get("upsample") == "resize" else "")
+                + " |"
             ),
             f"| data | {training.get('data_name', '?')}: {training.get('images', '?')} images"
             + (f", {training['validation_images']} held out" if training.get("validation_images") else "")
@@ -712,7 +715,7 @@ def _model_tab(models: Models, model: gr.Dropdown) -> None:
         ]
         if parts:
             lines.append(f"| added to it | {', '.join(parts)} (format version {meta.get('format_version', 1)}) |")
-        command = training.get("training_command", "inpaint train --data YOUR_IMAGES --out runs/mine")
+        command = training_command(meta) or "inpaint train --data YOUR_IMAGES --out runs/mine"
         lines += ["", "Retrain or train your own on the command line (see the README):", "", f"```sh\n{command}\n```"]
         card = Path(path) / "README.md"
         if card.is_file():
