@@ -93,6 +93,11 @@ def main() -> None:
     parser.add_argument("--holes", nargs="+", default=list(MASKS), choices=list(MASKS))
     parser.add_argument("--limit", type=int, help="at most this many held-out images")
     parser.add_argument("--batch", type=int, default=64, help="images per search batch")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        help="search iterations for every hole (default: the engine's; 0: the encoder's start alone)",
+    )
     parser.add_argument("--out", default="out/custom-set")
     args = parser.parse_args()
 
@@ -103,7 +108,7 @@ def main() -> None:
     held_out = held_out[: args.limit] if args.limit else held_out
     tensors, kept, _ = decode_images(held_out, size, channels, show_progress=False)
     originals = tensors.permute(0, 2, 3, 1).numpy()
-    settings = resolve_settings(checkpoint, SearchSettings())
+    settings = resolve_settings(checkpoint, SearchSettings(iterations=args.iterations))
     scale = reference_scale(tensors)
     print(
         f"{len(kept)} held-out images of {args.data}; model {checkpoint.path} "
