@@ -36,7 +36,7 @@ from inpaint.device import (  # noqa: E402
     device_name,  # noqa: E402
     select_device,
 )
-from inpaint.models import Discriminator, Generator, ModelConfig  # noqa: E402
+from inpaint.models import UPSAMPLE_KINDS, Discriminator, Generator, ModelConfig  # noqa: E402
 from inpaint_training.loop import compiled, cuda_determinism, train  # noqa: E402
 from inpaint_training.options import COMPILE_MODES, TrainOptions  # noqa: E402
 from inpaint_training.state import adam_for  # noqa: E402
@@ -58,6 +58,7 @@ def trainer_rate(
         data=str(data),
         out=str(run_dir),
         image_size=args.image_size,
+        g_upsample=args.upsample,
         batch_size=batch,
         steps=args.warmup + args.steps,
         precision=precision,
@@ -77,7 +78,7 @@ def trainer_rate(
 
 def bare_rate(args, batch: int, device: torch.device, precision: str, channels_last: bool) -> float:
     torch.manual_seed(0)
-    config = ModelConfig(image_size=args.image_size)
+    config = ModelConfig(image_size=args.image_size, upsample=args.upsample)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     G = Generator(config).to(device, memory_format=fmt)
     D = Discriminator(config).to(device, memory_format=fmt)
@@ -119,6 +120,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps")
     parser.add_argument("--batch-size", type=int, nargs="+", default=[64], help="one or more batch sizes")
     parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument(
+        "--upsample",
+        choices=UPSAMPLE_KINDS,
+        default=TrainOptions().g_upsample,
+        help="how G doubles its maps (default: the trainer's; the figures in the README are for transpose)",
+    )
     parser.add_argument("--steps", type=int, default=40, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--images", type=int, default=2048, help="generated JPEGs when --data is not given")
