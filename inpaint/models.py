@@ -92,6 +92,12 @@ class ModelConfig:
         return cls(**{k: v if k == "upsample" else check_number(v, k, integer=True) for k, v in data.items()})
 
 
+def upsample_note(model: dict[str, Any]) -> str:
+    """What a model card or the app adds to a checkpoint's widths (its `model` metadata) about G's
+    doubling layers: nothing for the DCGAN's transposed convolutions."""
+    return ", G doubling by resize and convolution" if model.get("upsample") == "resize" else ""
+
+
 def init_dcgan_weights(module: nn.Module) -> None:
     """DCGAN initialisation: conv weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02), bias 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):

@@ -56,7 +56,8 @@ def test_one_command_yields_a_model_with_its_encoder_that_fill_uses(discs, tmp_p
         assert (run / name).is_file(), name
     card = json.loads((run / "card.json").read_text())
     assert card["training"]["encoder"]["steps"] == 3 and card["content"] is None  # discs are not faces
-    assert "inpaint train --data" in (run / "README.md").read_text()
+    card_text = (run / "README.md").read_text()
+    assert "inpaint train --data" in card_text and "G doubling by resize and convolution" in card_text
     picture = tmp_path / "disc.png"
     Image.open(sorted(discs.iterdir())[0]).save(picture)
     capsys.readouterr()

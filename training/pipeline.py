@@ -30,6 +30,7 @@ from typing import Any
 
 from inpaint.checkpoint import WEIGHTS_FILE, load_checkpoint, read_metadata
 from inpaint.fileio import write_text_atomic
+from inpaint.models import upsample_note
 from inpaint_training import encoder as encoder_training
 from inpaint_training.options import TrainOptions
 from inpaint_training.run_dir import STATS_FILE, latest_snapshot, read_stats, remove_leftovers
@@ -190,7 +191,7 @@ def card_markdown(run_dir: Path, facts: dict[str, Any]) -> str:
         + (f", {facts['validation_images']} held out" if facts.get("validation_images") else "")
         + f". Model: DCGAN {model.get('image_size', '?')}×{model.get('image_size', '?')}, widths G "
         f"{model.get('g_width', '?')} / D {model.get('d_width', '?')}, z of {model.get('latent_dim', '?')}"
-        + (", G doubling by resize and convolution" if model.get("upsample") == "resize" else "")
+        + upsample_note(model)
         + ".",
         f"Trained {training.get('steps', '?')} steps ({training.get('epochs', '?')} epochs) in "
         f"{training.get('wall_seconds', 0) / 60:.1f} min on {training.get('device', '?')}; weights from "

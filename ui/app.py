@@ -39,6 +39,7 @@ from inpaint.framing import draw, to_model
 from inpaint.grids import grid_image, to_pil
 from inpaint.locate import parse_face_box
 from inpaint.masks import MASK_KINDS, make_mask
+from inpaint.models import upsample_note
 from inpaint.sampling import generate
 from inpaint.search import INITS, SearchProgress, SearchSettings, resolve_settings
 from inpaint.validate import SEED_MAX
@@ -692,9 +693,7 @@ def _model_tab(models: Models, model: gr.Dropdown) -> None:
                 f"| architecture | DCGAN {config['image_size']}×{config['image_size']}, "
                 f"{config['channels']} channel(s), z of {config['latent_dim']} "
                 f"({meta.get('latent_prior', {}).get('kind', 'uniform')}), "
-                f"widths G {config['g_width']} / D {config['d_width']}"
-                + (", G doubling by resize and convolution" if config.get("upsample") == "resize" else "")
-                + " |"
+                f"widths G {config['g_width']} / D {config['d_width']}" + upsample_note(config) + " |"
             ),
             f"| data | {training.get('data_name', '?')}: {training.get('images', '?')} images"
             + (f", {training['validation_images']} held out" if training.get("validation_images") else "")
