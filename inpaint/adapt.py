@@ -38,8 +38,8 @@ from inpaint.validate import check_number
 DEFAULT_STEPS = 0
 SUGGESTED_STEPS = 40  # the steps the recipe below was measured with
 MAX_STEPS = 5000  # also the command line's bound (inpaint.cli.MAX_ADAPT_STEPS)
-# Which of G's tensors get a per-photo copy: every weight; the last two transposed convolutions and the
-# BatchNorm between them (the finest scales); or every BatchNorm's scales and shifts.
+# Which of G's tensors get a per-photo copy: every weight; the last two convolutions (transposed, or
+# after a resize) and the BatchNorm between them (the finest scales); or every BatchNorm's scales and shifts.
 TUNED = ("all", "late", "norms")
 
 

@@ -37,7 +37,17 @@ from inpaint.models import Discriminator, Generator, ModelConfig
 from inpaint.validate import check_number
 
 FORMAT_NAME = "inpaint-dcgan"
-FORMAT_VERSION = 2  # 2: the optional inpainting encoder; version 1 files still load
+# The newest version read and written. 3: G may resize (model.upsample); 2: the optional inpainting
+# encoder; older files still load. A file is written at the lowest version that holds it, so a
+# transposed G stays readable by releases that know only version 2.
+FORMAT_VERSION = 3
+
+
+def format_version(config: ModelConfig) -> int:
+    """The checkpoint format version a model with this configuration is written in."""
+    return 3 if config.upsample != "transpose" else 2
+
+
 WEIGHTS_FILE = "model.safetensors"
 SNAPSHOT_DIR = "checkpoints"
 BEST_FILE = "best.safetensors"  # a run's best-scoring snapshot, beside the step-* ones
@@ -142,7 +152,7 @@ def save_checkpoint(
     config = generator.config
     metadata = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format_version": format_version(config),
         "inpaint_version": inpaint.__version__,
         "model": config.to_dict(),
         "latent_prior": prior.to_dict(),
@@ -165,7 +175,7 @@ def save_checkpoint(
         tensors.update(_prefixed_state("encoder.", encoder, weights_dtype))
     header = {
         "format": FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
+        "format_version": str(format_version(config)),
         "metadata": json.dumps(metadata, sort_keys=True),
     }
     path = Path(path)
@@ -201,13 +211,16 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def training_command(metadata: dict[str, Any]) -> str | None:
     """The `inpaint train` command line that rebuilds a checkpoint's networks, as its training
-    recorded it (None: not recorded). Checkpoints made while G's transposed convolutions were the
-    default recorded no --g-upsample; it is added, so the command still builds their generator."""
+    recorded it (None: not recorded). Commands recorded before G resized and a held-out split was
+    scored by default lack the flags that keep those defaults off; they are added."""
     command = metadata.get("training", {}).get("training_command")
     if not isinstance(command, str):
         return None
-    transposed = metadata.get("model", {}).get("upsample", "transpose") == "transpose"
-    return command + " --g-upsample transpose" if transposed and "--g-upsample" not in command else command
+    if metadata.get("model", {}).get("upsample", "transpose") == "transpose" and "--g-upsample" not in command:
+        command += " --g-upsample transpose"
+    if "--val-count" in command and "--eval-every" not in command:
+        command += " --eval-every 0"
+    return command
 
 
 def load_checkpoint(

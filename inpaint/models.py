@@ -79,7 +79,10 @@ class ModelConfig:
         return self.image_size.bit_length() - 1 - 2
 
     def to_dict(self) -> dict[str, int | str]:
-        return asdict(self)
+        data = asdict(self)
+        if self.upsample == "transpose":  # written as before the field existed: older releases read it
+            del data["upsample"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":

@@ -77,7 +77,7 @@ def test_round_trip_gives_identical_networks_and_keeps_metadata(tmp_path, pair):
     assert loaded.prior == LatentPrior("normal")
     assert loaded.training == training
     assert loaded.metadata["content"] == "faces"
-    assert loaded.metadata["format_version"] == FORMAT_VERSION
+    assert loaded.metadata["format_version"] == 2 < FORMAT_VERSION  # a transposed G: readable by older releases
     assert loaded.metadata["inpaint_version"] == inpaint.__version__
     assert loaded.metadata["has_discriminator"] is True
 
@@ -285,3 +285,20 @@ def test_metadata_is_readable_without_weights(tmp_path):
     metadata = ckpt.read_metadata(save_pair(tmp_path / "pair.safetensors"))
     assert metadata["format"] == "inpaint-dcgan" and metadata["model"]["image_size"] == 32
     assert metadata["pixels"] == {"mean": 0.5, "std": 0.5}
+
+
+def test_a_resizing_generator_is_written_in_the_version_that_knows_it(tmp_path):
+    """A transposed G's file is written as before G could resize (no `upsample`, version 2), so older
+    releases still read it; a resizing G's says version 3, so they ask to be upgraded instead of
+    building the wrong network."""
+    transposed = ckpt.read_metadata(save_pair(tmp_path / "t.safetensors"))
+    assert transposed["format_version"] == 2 and "upsample" not in transposed["model"]
+    config = ModelConfig(image_size=32, g_width=8, d_width=8, upsample="resize")
+    torch.manual_seed(0)
+    generator, discriminator = Generator(config).eval(), Discriminator(config).eval()
+    path = save_checkpoint(tmp_path / "r.safetensors", generator, discriminator, LatentPrior("uniform"), {})
+    loaded = load_checkpoint(path)
+    assert loaded.metadata["format_version"] == 3 and loaded.config == config
+    z = torch.rand(2, config.latent_dim) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(loaded.generator(z), generator(z), atol=1e-6)

@@ -16,12 +16,12 @@ from inpaint.cli import build_parser, main
 from inpaint.face_metrics import frechet_distance
 from inpaint.models import ModelConfig
 from inpaint_training.augment import diff_augment
-from inpaint_training.cli import _given
+from inpaint_training.cli import _given, new_run_defaults
 from inpaint_training.data import load_image_folder
 from inpaint_training.dry_run import write_synthetic_images
 from inpaint_training.export import export_run, nearest_training_images, options_as_command
 from inpaint_training.loop import train
-from inpaint_training.options import OPTIONS_FILE, TrainOptions, load_options, save_options
+from inpaint_training.options import DEFAULT_EVAL_EVERY, OPTIONS_FILE, TrainOptions, load_options, save_options
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "faces"
 QUIET = {"show_progress": False, "log": lambda *a: None}
@@ -120,19 +120,42 @@ def test_scoring_during_training_keeps_the_best_and_never_trains_on_the_holdout(
     assert best.training["validation_images"] == 6
 
 
+def test_the_last_step_is_scored_so_the_end_of_a_run_can_be_its_best(synthetic, tmp_path):
+    run = tmp_path / "run"
+    # 24 training images / batch 4 = 6 steps an epoch: the schedule scores step 6, the end is step 8.
+    train(tiny(synthetic, run, steps=8, val_count=8, eval_every=1, eval_samples=12), **QUIET)
+    scores = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert [s["step"] for s in scores] == [6, 8]
+    best = load_checkpoint(run / "checkpoints" / "best.safetensors")
+    assert best.training["steps"] == min(scores, key=lambda s: s["swd"])["step"]
+
+
 def test_eval_without_a_split_is_refused(tmp_path, capsys):
     assert main(["train", "--data", str(EXAMPLES), "--out", str(tmp_path / "r"), "--eval-every", "1"]) == 2
     assert "--val-count" in capsys.readouterr().err
 
 
 def test_training_command_round_trips_through_the_parser():
-    options = TrainOptions(
-        data="faces", out="runs/x", image_size=32, ema_decay=0.999, channels_last=True, val_count=500, minutes=80.0
-    )
-    command = options_as_command(options)
-    args = build_parser().parse_args(shlex.split(command)[1:])
-    parsed = TrainOptions(**{**_given(args), "out": args.out})
-    assert parsed == options
+    for scoring in (3.0, 0.0):  # 0: a split held out, never scored
+        options = TrainOptions(
+            data="faces", out="runs/x", image_size=32, ema_decay=0.999, channels_last=True, val_count=500, minutes=80.0
+        )
+        options.eval_every = scoring
+        command = options_as_command(options)
+        args = build_parser().parse_args(shlex.split(command)[1:])
+        parsed = TrainOptions(**{**new_run_defaults(_given(args)), "out": args.out})
+        assert parsed == options
+
+
+def test_a_held_out_split_is_scored_unless_told_not_to():
+    assert new_run_defaults({"val_count": 500}) == {"val_count": 500, "eval_every": DEFAULT_EVAL_EVERY}
+    assert new_run_defaults({"val_count": 500, "eval_every": 0}) == {"val_count": 500, "eval_every": 0}
+    assert "eval_every" not in new_run_defaults({"val_count": 1})  # one image cannot be scored: no error either
+    TrainOptions(data="d", out="o", **new_run_defaults({"val_count": 1})).validate()
+    TrainOptions(data="d", out="o", val_count=0, eval_every=0).validate()  # 0 = never needs no split
+    # A command recorded before the default, with a split and no scoring, keeps scoring off.
+    old = {"model": {"upsample": "resize"}, "training": {"training_command": "inpaint train --val-count 500"}}
+    assert training_command(old) == "inpaint train --val-count 500 --eval-every 0"
 
 
 def test_the_shipped_command_stops_at_the_snapshot_step():

@@ -99,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_limit("eval_every"),
         help="epochs between scores on the validation split (sliced Wasserstein distance; for faces also the "
         "Fréchet face-descriptor distance, which then picks the best); the best is kept as "
-        f"checkpoints/best.safetensors (default with --val-count: {DEFAULT_EVAL_EVERY:g})",
+        f"checkpoints/best.safetensors (default with --val-count: {DEFAULT_EVAL_EVERY:g}; 0: never)",
     )
     evals.add_argument(
         "--eval-samples",
@@ -180,6 +180,15 @@ def _given(args: argparse.Namespace) -> dict:
     return given
 
 
+def new_run_defaults(given: dict) -> dict:
+    """The typed options of a new run with the defaults that depend on other options: a held-out
+    split (--val-count of at least 2) is scored every DEFAULT_EVAL_EVERY epochs unless
+    --eval-every says otherwise (0: never)."""
+    if given.get("val_count", 0) >= 2 and "eval_every" not in given:
+        return {**given, "eval_every": DEFAULT_EVAL_EVERY}
+    return given
+
+
 def run(args: argparse.Namespace) -> int:
     from inpaint.errors import UserError
     from inpaint_training.loop import NonFiniteLoss, resume_options
@@ -207,9 +216,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.data or not args.out:
                 raise UserError("inpaint train needs --data DIR and --out RUN_DIR (or --resume RUN_DIR, or --dry-run)")
             check_output(args.out, (args.data,), folder=True, what="--out")
-            if given.get("val_count") and "eval_every" not in given:
-                given["eval_every"] = DEFAULT_EVAL_EVERY
-            options = TrainOptions(**{**given, "out": args.out})
+            options = TrainOptions(**{**new_run_defaults(given), "out": args.out})
             result = train_run(options, log=report)
     except NonFiniteLoss as error:
         report(f"error: {error}", file=sys.stderr)

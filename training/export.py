@@ -59,6 +59,8 @@ def options_as_command(options: TrainOptions, steps: int | None = None) -> str:
             words.append(flag)
         elif value not in (None, False, ""):
             words += [flag, str(value)]
+    if options.val_count >= 2 and not options.eval_every:  # a held-out split is scored unless told not to
+        words += ["--eval-every", "0"]
     return shlex.join(words)
 
 

@@ -86,7 +86,7 @@ TRAIN_LIMITS: dict[str, Limit] = {
     "ema_decay": _BETA,
     "label_smoothing": Limit(0, 0.5, high_open=True),
     "val_count": _VAL_COUNT,
-    "eval_every": Limit(0, MAX_EPOCHS, low_open=True),
+    "eval_every": Limit(0, MAX_EPOCHS),  # 0: never (a split held out without scoring)
     "eval_samples": Limit(2, MAX_COUNT, integer=True),
     "collapse_threshold": Limit(0, 1),  # a fraction of the best diversity so far
     "epochs": Limit(0, MAX_EPOCHS, low_open=True),

@@ -261,6 +261,7 @@ class _Clock:
     last_shown: float  # time of the last samples/latest.png
     interval_start: float
     interval_steps: int = 0
+    last_scored: int = -1  # the step of the session's last score on the validation split
     images_per_second: float = 0.0
     last_losses: dict[str, float] = field(default_factory=dict)
 
@@ -512,6 +513,7 @@ def _evaluate(session: _Session, state: TrainState, clock: _Clock, progress: tqd
         scores.update({f"{name}_raw": value for name, value in evaluator.score(state.generator).items()})
     session.stats.append({"event": "eval", "step": step, "epoch": round(step / session.steps_per_epoch, 4), **scores})
     progress.write(f"step {step}: scores {scores} (lower is better)")
+    clock.last_scored = step
     key = evaluator.key
     if scores[key] < state.best[key]:
         state.best.update({key: scores[key], "step": step})
@@ -724,5 +726,15 @@ def _train(
                     stopped_by = reason
                     break
             _show_and_save(session, state, clock, progress)
+    if _final_score_due(session, state, clock, stopped_by):
+        _evaluate(session, state, clock, progress)
     progress.close()
     return _finish(session, state, clock, stopped_by)
+
+
+def _final_score_due(session: _Session, state: TrainState, clock: _Clock, stopped_by: str) -> bool:
+    """Whether the session's last step is scored although off the --eval-every schedule: otherwise
+    the steps after the last score could never become the best, and the run's model (its best
+    snapshot) would throw them away. Not after Ctrl-C, which should stop at once."""
+    trained = state.step > clock.first_step
+    return session.evaluator is not None and trained and stopped_by != "interrupt" and clock.last_scored != state.step

@@ -64,7 +64,7 @@ class TrainOptions:
     label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - this
     diffaug: str = ""  # comma-separated DiffAugment policies: color,translation,cutout
     val_count: int = 0  # hold out this many files (highest names) as a validation split
-    eval_every: float | None = None  # epochs between scores on the held-out split (training.evaluation)
+    eval_every: float | None = None  # epochs between scores on the held-out split (None or 0: never)
     eval_samples: int = 500
     collapse_threshold: float = 0.5  # warn when sample diversity falls below this × the run's best (0: never)
     epochs: float | None = None
@@ -112,7 +112,7 @@ class TrainOptions:
             raise UserError(
                 f"{label('diffaug')}: unknown policy {', '.join(sorted(unknown))}; choose from {', '.join(POLICIES)}"
             )
-        if self.eval_every is not None and self.val_count < 2:
+        if self.eval_every and self.val_count < 2:
             raise UserError(f"{label('eval_every')}: needs a validation split: --val-count N (at least 2)")
         return self
 
