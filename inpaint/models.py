@@ -150,26 +150,20 @@ class Generator(nn.Module):
         x = z.reshape(n, -1, 1, 1)
         for index, layer in enumerate(self.main):
             weight, bias = weights.get(f"main.{index}.weight"), weights.get(f"main.{index}.bias")
-            if isinstance(layer, nn.ConvTranspose2d) and weight is not None:
-                _, channels_in, channels_out, *kernel = weight.shape
-                x = nn.functional.conv_transpose2d(
-                    x.reshape(1, n * channels_in, *x.shape[2:]),
-                    weight.reshape(n * channels_in, channels_out, *kernel),
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)) and weight is not None:
+                # (N, in, out, k, k) transposed or (N, out, in, k, k) plain: either way the samples'
+                # kernels stacked on the first axis are the grouped convolution's.
+                convolve = (
+                    nn.functional.conv_transpose2d if isinstance(layer, nn.ConvTranspose2d) else nn.functional.conv2d
+                )
+                x = convolve(
+                    x.reshape(1, -1, *x.shape[2:]),
+                    weight.flatten(0, 1),
                     stride=layer.stride,
                     padding=layer.padding,
                     groups=n,
                 )
-                x = x.reshape(n, channels_out, *x.shape[2:])
-            elif isinstance(layer, nn.Conv2d) and weight is not None:
-                _, channels_out, channels_in, *kernel = weight.shape
-                x = nn.functional.conv2d(
-                    x.reshape(1, n * channels_in, *x.shape[2:]),
-                    weight.reshape(n * channels_out, channels_in, *kernel),
-                    stride=layer.stride,
-                    padding=layer.padding,
-                    groups=n,
-                )
-                x = x.reshape(n, channels_out, *x.shape[2:])
+                x = x.reshape(n, -1, *x.shape[2:])
             elif isinstance(layer, nn.BatchNorm2d):
                 x = nn.functional.batch_norm(x, layer.running_mean, layer.running_var, eps=layer.eps)
                 scale = _per_sample(layer.weight if weight is None else weight)
