@@ -211,8 +211,9 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def training_command(metadata: dict[str, Any]) -> str | None:
     """The `inpaint train` command line that rebuilds a checkpoint's networks, as its training
-    recorded it (None: not recorded). Commands recorded before G resized and a held-out split was
-    scored by default lack the flags that keep those defaults off; they are added."""
+    recorded it (None: not recorded). Commands recorded before G resized, a held-out split was
+    scored and the precision was chosen by the machine by default lack the flags that keep those
+    defaults off; they are added."""
     command = metadata.get("training", {}).get("training_command")
     if not isinstance(command, str):
         return None
@@ -220,6 +221,8 @@ def training_command(metadata: dict[str, Any]) -> str | None:
         command += " --g-upsample transpose"
     if "--val-count" in command and "--eval-every" not in command:
         command += " --eval-every 0"
+    if "--precision" not in command:
+        command += " --precision fp32"
     return command
 
 

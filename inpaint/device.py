@@ -39,9 +39,10 @@ def select_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
 
 
 def search_precision(device: torch.device, requested: str = "auto") -> str:
-    """The precision the latent search runs in. 'auto' is bf16 on a CPU with native bf16 matrix
-    instructions (there the search runs about 3× faster than in fp32; benchmarks/search_speed.py)
-    and fp32 everywhere else."""
+    """The precision the networks run in, for the search and for training alike. 'auto' is bf16 on a
+    CPU with native bf16 matrix instructions (there the search runs about 3× faster than in fp32,
+    benchmarks/search_speed.py, and training with channels_last about 3× faster,
+    benchmarks/train_speed.py) and fp32 everywhere else."""
     if requested != "auto":
         return check_precision(device, requested)
     native_bf16 = (

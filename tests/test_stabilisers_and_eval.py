@@ -153,9 +153,10 @@ def test_a_held_out_split_is_scored_unless_told_not_to():
     assert "eval_every" not in new_run_defaults({"val_count": 1})  # one image cannot be scored: no error either
     TrainOptions(data="d", out="o", **new_run_defaults({"val_count": 1})).validate()
     TrainOptions(data="d", out="o", val_count=0, eval_every=0).validate()  # 0 = never needs no split
-    # A command recorded before the default, with a split and no scoring, keeps scoring off.
+    # A command recorded before the default, with a split and no scoring, keeps scoring off (and
+    # the fp32 it trained in while that was the default).
     old = {"model": {"upsample": "resize"}, "training": {"training_command": "inpaint train --val-count 500"}}
-    assert training_command(old) == "inpaint train --val-count 500 --eval-every 0"
+    assert training_command(old) == "inpaint train --val-count 500 --eval-every 0 --precision fp32"
 
 
 def test_the_shipped_command_stops_at_the_snapshot_step():
@@ -191,8 +192,13 @@ def test_the_shipped_models_command_still_builds_its_transposed_generator():
     metadata = read_metadata(DEFAULT_CHECKPOINT)
     assert metadata["model"].get("upsample", "transpose") == "transpose"
     args = build_parser().parse_args(shlex.split(training_command(metadata))[1:])
-    assert TrainOptions(**{**_given(args), "out": args.out}).model_config() == ModelConfig.from_dict(metadata["model"])
+    rebuilt = TrainOptions(**{**_given(args), "out": args.out})
+    assert rebuilt.model_config() == ModelConfig.from_dict(metadata["model"])
     assert TrainOptions().g_upsample == "resize"  # what a run given no flag builds
+    # It trained in fp32, then the default; now the machine chooses unless told.
+    assert metadata["training"]["precision"] == "fp32" and rebuilt.precision == "fp32"
+    assert TrainOptions().precision == "auto"
+    assert "--precision auto" in options_as_command(TrainOptions(data="d", out="o"))
 
 
 def test_a_run_saved_before_g_could_resize_resumes_with_transposed_convolutions(tmp_path):

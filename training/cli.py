@@ -128,9 +128,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     speed = parser.add_argument_group("hardware")
     speed.add_argument("--device", help="auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
-    speed.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), bf16, fp16 (GPU only)")
     speed.add_argument(
-        "--channels-last", action="store_true", default=None, help="channels_last memory format (faster with bf16)"
+        "--precision",
+        choices=("auto", *PRECISIONS),
+        help="auto (default: bf16 on a CPU with native bf16 support, else fp32), fp32, bf16, fp16 (GPU only)",
+    )
+    speed.add_argument(
+        "--channels-last",
+        action="store_true",
+        default=None,
+        help="channels_last memory format (faster with bf16; always on for bf16 on the CPU)",
     )
     speed.add_argument(
         "--compile",

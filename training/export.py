@@ -52,7 +52,8 @@ def options_as_command(options: TrainOptions, steps: int | None = None) -> str:
     defaults = TrainOptions()
     words = ["inpaint", "train"]
     for name, value in options.to_dict().items():
-        if value == getattr(defaults, name) and name not in ("data", "out"):
+        # The precision is always said: commands recorded while fp32 was the default say none.
+        if value == getattr(defaults, name) and name not in ("data", "out", "precision"):
             continue
         flag = "--" + name.replace("_", "-")
         if value is True:

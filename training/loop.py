@@ -28,7 +28,7 @@ from inpaint.checkpoint import (
     save_checkpoint,
     uint8_to_model,
 )
-from inpaint.device import autocast, check_precision, host_to_device, select_device
+from inpaint.device import autocast, host_to_device, search_precision, select_device
 from inpaint.errors import UserError
 from inpaint.grids import save_grid
 from inpaint.latent import LatentPrior
@@ -208,7 +208,7 @@ def train(
     options.validate()
     run_dir = Path(options.out)
     device = select_device(options.device, local_rank_from_env())
-    precision = check_precision(device, options.precision)
+    precision = search_precision(device, options.precision)
     world = init_world(device)
     say = log if world.is_main else (lambda *a, **k: None)
     try:
@@ -288,7 +288,7 @@ class _Batches:
         )
         self.steps_per_epoch = session.steps_per_epoch
         self.batch, self.seed, self.rank, self.device = options.batch_size, options.seed, world.rank, device
-        self.memory_format = memory_format_of(options)
+        self.memory_format = memory_format_of(options, session.precision, device)
         self.prior, self.latent_dim = session.prior, options.latent_dim
         self.order_epoch, self.order = -1, torch.empty(0, dtype=torch.long)
 
@@ -366,6 +366,7 @@ def _start_run_dir(session: _Session, step: int) -> None:
     resolved = {
         "device": str(session.device),
         "precision": session.precision,
+        "channels_last": memory_format_of(session.options, session.precision, session.device) == torch.channels_last,
         "world_size": session.world.size,
         "images": len(data),
         "skipped_files": [str(p) for p, _ in data.skipped],
@@ -681,7 +682,7 @@ def _train(
     data = _load_data(options, show_progress, say)
     steps_per_epoch, total_steps = _step_budget(options, len(data), world)
     prior = LatentPrior(options.prior)
-    state = TrainState.create(options, prior, device)
+    state = TrainState.create(options, prior, device, memory_format_of(options, precision, device))
     if snapshot is not None:
         state.load(snapshot)
         say(f"resuming {run_dir} from step {state.step}")

@@ -72,8 +72,10 @@ class TrainOptions:
     minutes: float | None = None
     seed: int = 0
     device: str = "auto"
-    precision: str = "fp32"
-    channels_last: bool = False
+    # "auto": bf16 with channels_last on a CPU with native bf16 matrix instructions (about 3× the
+    # images a second of fp32 there: a 30-minute run gets three times the steps), else fp32.
+    precision: str = "auto"
+    channels_last: bool = False  # also on whenever training runs in bf16 on the CPU
     compile: str = "off"  # COMPILE_MODES
     log_every: int = 50
     sample_every: int = 500
