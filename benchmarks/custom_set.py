@@ -6,8 +6,11 @@ the run's model and defaults) against OpenCV's Telea and Navier–Stokes fills. 
 prints hole PSNR and whole-image SSIM with the noise of the means (standard errors), and the set's
 own distribution score: the sliced Wasserstein distance (inpaint.swd) of the completed images to the
 originals, with its scale on this set (two halves of the originals; the originals against a blurred
-copy). A picture sheet per hole kind (rows: original, input, Telea, ours) and the numbers as JSON go
-to --out.
+copy). A picture sheet per hole kind (rows: original, input, Telea, with --nearest the exemplar,
+ours) and the numbers as JSON go to --out. With --nearest it also scores an exemplar fill (Hays and
+Efros, SIGGRAPH 2007, without their scene descriptors): the training image closest to each held-out
+image on its known pixels, Poisson-blended into the hole as ours is, a real flower that agrees with
+the context; it shows what a fill that is a plausible sample, not an average, scores on these metrics.
 
   python benchmarks/custom_set.py --data ../shared/data/flowers --val-count 500 --run runs/flowers \\
       --minutes 30 --out out/custom-set
@@ -30,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inpaint_quality import MASKS, classical, fill_ours  # noqa: E402
 
+from inpaint.blend import poisson_blend  # noqa: E402
 from inpaint.checkpoint import WEIGHTS_FILE, load_checkpoint, read_metadata  # noqa: E402
 from inpaint.fileio import write_text_atomic  # noqa: E402
 from inpaint.grids import save_grid  # noqa: E402
@@ -39,8 +43,6 @@ from inpaint.search import SearchSettings, resolve_settings  # noqa: E402
 from inpaint.swd import reference_scale, sliced_wasserstein  # noqa: E402
 from inpaint_training.data import decode_images  # noqa: E402
 from inpaint_training.run_dir import split_files  # noqa: E402
-
-METHODS = ("telea", "ns", "ours")
 
 
 def train_if_needed(args: argparse.Namespace) -> None:
@@ -83,6 +85,24 @@ def score_kind(originals: np.ndarray, fills: dict[str, list[np.ndarray]], holes:
     return rows
 
 
+def nearest_fills(originals: np.ndarray, holes: list[np.ndarray], training: np.ndarray) -> list[np.ndarray]:
+    """Each image's hole filled from the training image (N, S, S, C uint8) nearest in L2 on the
+    image's known pixels, Poisson-blended. ‖m(t − x)‖² = m·t² − 2 m·(t x) + m·x², as matrix products."""
+    flat = training.reshape(len(training), -1).astype(np.float32) / 255
+    squares = flat**2
+    fills = []
+    for start in range(0, len(originals), 64):
+        x = originals[start : start + 64].reshape(-1, flat.shape[1]).astype(np.float32) / 255
+        known = np.stack([np.repeat(~h[..., None], originals.shape[-1], -1).ravel() for h in holes[start : start + 64]])
+        known = known.astype(np.float32)
+        distance = squares @ known.T - 2 * flat @ (known * x).T  # the m·x² term is the same for every t
+        for offset, pick in enumerate(distance.argmin(0)):
+            i = start + offset
+            blended = poisson_blend(originals[i].astype(np.float64), training[pick].astype(np.float64), holes[i])
+            fills.append(np.clip(np.round(blended), 0, 255).astype(np.uint8))
+    return fills
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="the image folder the run trains on")
@@ -98,6 +118,9 @@ def main() -> None:
         type=int,
         help="search iterations for every hole (default: the engine's; 0: the encoder's start alone)",
     )
+    parser.add_argument(
+        "--nearest", action="store_true", help="also score the exemplar fill: the nearest training image, blended"
+    )
     parser.add_argument("--out", default="out/custom-set")
     args = parser.parse_args()
 
@@ -110,6 +133,10 @@ def main() -> None:
     originals = tensors.permute(0, 2, 3, 1).numpy()
     settings = resolve_settings(checkpoint, SearchSettings(iterations=args.iterations))
     scale = reference_scale(tensors)
+    training = None
+    if args.nearest:
+        training_files, _ = split_files(args.data, args.val_count)
+        training = decode_images(training_files, size, channels, show_progress=False)[0].permute(0, 2, 3, 1).numpy()
     print(
         f"{len(kept)} held-out images of {args.data}; model {checkpoint.path} "
         f"(encoder: {checkpoint.encoder is not None}); "
@@ -119,7 +146,8 @@ def main() -> None:
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {"images": len(kept), "run": str(args.run), "swd_scale": scale, "holes": {}}
+    search = {k: getattr(settings, k) for k in ("init", "iterations", "scattered_iterations", "restarts")}
+    results = {"images": len(kept), "run": str(args.run), "search": search, "swd_scale": scale, "holes": {}}
     for kind in args.holes:
         holes = [make_mask(kind, size, size, seed=i, **MASKS[kind]) for i in range(len(originals))]
         started = time.perf_counter()
@@ -130,6 +158,8 @@ def main() -> None:
             "ns": [classical(o, h, 0) for o, h in zip(originals, holes)],  # cv2.INPAINT_NS
             "ours": ours,
         }
+        if training is not None:
+            fills["nearest"] = nearest_fills(originals, holes, training)
         rows = score_kind(originals, fills, holes)
         results["holes"][kind] = {**rows, "ours_seconds_per_image": round(seconds, 3)}
         best = max(("telea", "ns"), key=lambda m: rows[m]["psnr_hole"][0])
@@ -137,7 +167,7 @@ def main() -> None:
         print(f"\n{kind} holes ({seconds:.3f} s an image for ours, batches of {args.batch})")
         print("| method | hole PSNR (dB) | SSIM | SWD (×10³) |")
         print("|---|---|---|---|")
-        for method in METHODS:
+        for method in fills:
             row = rows[method]
             print(
                 f"| {method} | {row['psnr_hole'][0]:.2f} ± {row['psnr_hole'][1]:.2f} | "
@@ -152,12 +182,14 @@ def main() -> None:
             originals[shown],
             np.where(np.stack(holes)[shown, ..., None], 255, originals[shown]).astype(np.uint8),
             np.stack(fills["telea"])[shown],
+            *([np.stack(fills["nearest"])[shown]] if "nearest" in fills else []),
             np.stack(ours)[shown],
         ]
         pictures = torch.from_numpy(np.concatenate(sheet)).permute(0, 3, 1, 2).float() / 255
         save_grid(pictures, out / f"sheet-{kind}.png", columns=len(originals[shown]))
         write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {out}/results.json and sheet-<hole>.png (rows: original, input, Telea, ours)")
+    shown_rows = "original, input, Telea, " + ("nearest training image, " if training is not None else "") + "ours"
+    print(f"\nwrote {out}/results.json and sheet-<hole>.png (rows: {shown_rows})")
 
 
 if __name__ == "__main__":
