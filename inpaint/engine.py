@@ -54,6 +54,12 @@ NO_FACE_NOTE = (
     "no face owns the hole: the face model only draws faces, so it was filled with OpenCV's Telea "
     "method instead (the context crop forces the face model; a face box X,Y,W,H says where the face is)"
 )
+# Said when adaptation was asked for and a fill's framing is not one of ADAPTED_FRAMINGS, so that
+# --adapt-steps on a flower model (or an aligned face) is never silently ignored.
+NOT_ADAPTED_NOTE = (
+    "the generator was not adapted to this photo: adaptation applies to faces framed in a photo, "
+    "and this fill's square is framed as {how!r}"
+)
 FaceBox = tuple[float, float, float, float]  # x, y, width, height in photo pixels
 
 
@@ -343,6 +349,12 @@ class SearchedFills:
             self.outputs[index] = output
         return self.outputs
 
+    def _adaptation_notes(self, index: int) -> list[str]:
+        """A note when the request asked for adaptation and this searched photo did not get it."""
+        if index in self.adapted or not resolve_adapt(self.checkpoint, self.request.adapt).steps:
+            return []
+        return [NOT_ADAPTED_NOTE.format(how=self.prepared[index].view.how)]
+
     def _finish_one(self, index: int) -> FillResult:
         item, blend = self.prepared[index], self.request.blend
         t0 = time.perf_counter()
@@ -369,7 +381,7 @@ class SearchedFills:
             view=item.view,
             framing=item.view.how,
             seconds=self.per_image + time.perf_counter() - t0,
-            notes=item.notes,
+            notes=[*item.notes, *self._adaptation_notes(index)],
             adapted=index in self.adapted,
         )
 

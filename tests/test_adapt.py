@@ -120,11 +120,30 @@ def test_fills_with_adaptation_change_only_the_hole_repeat_and_spare_the_generat
     [first] = fill_images(default, [FillItem(image, hole)], request)
     [again] = fill_images(default, [FillItem(image, hole)], request)
     assert first.adapted and first.framing == "face"
+    assert not any("not adapted" in note for note in first.notes)
     original, filled = np.asarray(image), np.asarray(first.image)
     assert np.array_equal(original[~hole], filled[~hole])
     assert not np.array_equal(original[hole], filled[hole])
     assert np.array_equal(filled, np.asarray(again.image))  # the same seed, the same fill
     assert _digest(default.generator) == before
+
+
+def test_a_fill_that_asks_for_adaptation_and_cannot_have_it_says_so(tiny):
+    """A model that is not a face model is never adapted to a photo: asked for, the fill says so
+    instead of ignoring the request; not asked for, it says nothing."""
+    size, channels = tiny.config.image_size, tiny.config.channels
+    pixels = np.random.default_rng(0).integers(0, 256, (size, size, channels), np.uint8)
+    image = Image.fromarray(pixels if channels == 3 else pixels[..., 0])
+    hole = np.zeros((size, size), bool)
+    hole[size // 4 : size // 2, size // 4 : size // 2] = True
+    [asked] = fill_images(tiny, [FillItem(image, hole)], FillRequest(FAST, crop="whole", adapt=AdaptSettings(steps=3)))
+    [plain] = fill_images(tiny, [FillItem(image, hole)], FillRequest(FAST, crop="whole"))
+    assert not asked.adapted and asked.framing == "whole"
+    assert [note for note in asked.notes if "not adapted" in note] == [
+        "the generator was not adapted to this photo: adaptation applies to faces framed in a photo, "
+        "and this fill's square is framed as 'whole'"
+    ]
+    assert not any("not adapted" in note for note in plain.notes)
 
 
 def test_adaptation_off_gives_the_search_only_fill_exactly(default, monkeypatch):
