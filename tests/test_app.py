@@ -49,6 +49,16 @@ def painted(tmp_path_factory):
     return value, np.asarray(face), layer[..., 3] > 0
 
 
+def test_the_status_says_when_an_adaptation_asked_for_was_not_made(client, painted):
+    """The tiny run is not a face model: with the adaptation slider up, its fill says it was not adapted
+    instead of ignoring the slider; with the slider at 0 it says nothing of it."""
+    value = painted[0]
+    common = (MODEL, value, "painted", "auto", "", 4, 1, 0.003, 0, True, "auto")
+    status = client.predict(*common, 3, api_name="/inpaint")[5]
+    assert "Done in" in status and "Note: the generator was not adapted to this photo" in status
+    assert "not adapted" not in client.predict(*common, 0, api_name="/inpaint")[5]
+
+
 def test_inpaint_endpoint_keeps_pixels_outside_the_painted_hole(client, painted):
     value, face, hole = painted
     result, raw, candidates, _, download, status, view = client.predict(

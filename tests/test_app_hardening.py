@@ -349,6 +349,25 @@ def test_gradio_cache_is_cleaned_on_a_schedule(server):
 # --- Stop ------------------------------------------------------------------------------------------
 
 
+def test_the_status_line_adds_only_the_notes_it_does_not_already_say():
+    from inpaint.engine import NO_FACE_NOTE, NOT_ADAPTED_NOTE, FillResult
+    from inpaint_ui.app import notes_for_status
+
+    image = Image.new("RGB", (8, 8))
+
+    def result(framing: str, notes: list[str]) -> FillResult:
+        return FillResult(image, None, [image], 0.0, 0.0, [0.0], None, framing, 0.0, notes)
+
+    enlarged = "the model draws 64×64 pixels; this face's square is 300 pixels wide, so the fill is enlarged"
+    assert notes_for_status(result("face", [enlarged]), framed=True) == ""  # the framing text says it
+    assert notes_for_status(result("classical", [NO_FACE_NOTE]), framed=False) == ""  # so it does here
+    assert notes_for_status(result("classical", [NO_FACE_NOTE]), framed=True) == f"\n\nNote: {NO_FACE_NOTE}."
+    skipped = NOT_ADAPTED_NOTE.format(how="whole")
+    assert notes_for_status(result("whole", [skipped]), framed=True) == f"\n\nNote: {skipped}."
+    done = "framing\n\nDone in 1.2 s: 3.0% of the photo filled." + notes_for_status(result("whole", [skipped]), True)
+    assert stopped_status(done) == done  # a finished fill's status is never turned into "Stopped"
+
+
 def test_stopped_status_replaces_the_iteration_count():
     framing = "The model sees the green square (aligned face: 80 px wide, turned +0°) and draws it at **32×32 pixels**."
     running = f"{framing}\n\nIteration 75 / 2000: context loss 12.34"

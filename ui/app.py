@@ -33,7 +33,16 @@ from inpaint.checkpoint import (
     training_command,
 )
 from inpaint.device import limit_cpu_threads
-from inpaint.engine import FillItem, FillRequest, choose_view, fill_images, model_pixels
+from inpaint.engine import (
+    NO_FACE_NOTE,
+    NOT_ADAPTED_NOTE,
+    FillItem,
+    FillRequest,
+    FillResult,
+    choose_view,
+    fill_images,
+    model_pixels,
+)
 from inpaint.errors import UserError
 from inpaint.framing import draw, to_model
 from inpaint.grids import grid_image, to_pil
@@ -143,11 +152,25 @@ def _pil(images: torch.Tensor) -> list[Image.Image]:
     return to_pil(images)
 
 
+def notes_for_status(result: FillResult, framed: bool) -> str:
+    """What a finished fill's notes add to the status line, which already says how the model's square was
+    framed (its enlargement included) and, when nothing was framed, that no face owns the hole: that no face
+    owned it after all (the model had a square but none of its fills showed a face), and that the generator
+    was not adapted to the photo although that was asked for."""
+    notes = []
+    if framed and result.framing == "classical":
+        notes.append(NO_FACE_NOTE)
+    not_adapted = NOT_ADAPTED_NOTE.format(how=result.framing)
+    if not_adapted in result.notes:
+        notes.append(not_adapted)
+    return "".join(f"\n\nNote: {note}." for note in notes)
+
+
 def stopped_status(text: str | None) -> str:
     """The status line once Stop is pressed: the search's last iteration, said to be stopped."""
     text = text or ""
     head, _, last = text.rpartition("\n\n")
-    if last.startswith(("Done in", "Stopped")):
+    if last.startswith(("Done in", "Stopped", "Note: ")):
         return text  # finished before the Stop arrived, or stopped already
     progress = re.match(r"Iteration (\d+) / (\d+)", last)
     if progress:
@@ -456,7 +479,7 @@ def _inpaint_tab(models: Models, model: gr.Dropdown, scratch: Scratch) -> None:
                         item.candidates,
                         gr.skip(),
                         scratch.save_png(item.image, "inpainted"),
-                        f"{framing_text}\n\n{done}.",
+                        f"{framing_text}\n\n{done}.{notes_for_status(item, chosen is not None)}",
                         picture,
                         gr.skip(),
                     )
